@@ -1,0 +1,98 @@
+"""AltaTech: one request per user; each property succeeds or fails on its own inside an HTTP 200."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.errors import VendorAuthError, VendorResponseError
+from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, scalar_schema
+from airflow_provider_userattrs.results import AttributeResult, Outcome
+
+MAX_STRING = 65_535
+AUTH_FAILED = 40127
+
+RULES = VendorRules(
+    vendor_label="AltaTech",
+    user_id_schema={"type": "string", "minLength": 1, "maxLength": 32},
+    value_schema={"anyOf": [scalar_schema(MAX_STRING), list_schema(scalar_schema(MAX_STRING))]},
+    coerce_user_id=lambda raw: raw if isinstance(raw, str) else str(_plain_int(raw)),
+    nulls_are_sent=False,
+    null_skip_reason="NULL not sent: AltaTech has no way to remove a property, so it is left unchanged",
+)
+
+
+def _plain_int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise TypeError(f"expected a string or an integer, got {type(raw).__name__}")
+    return raw
+
+
+def _property_name(item: Any) -> str:
+    # AltaTech's docs spell the field both ways.
+    return str(item.get("property_name", item.get("propertyName")))
+
+
+class AltaTechHook(UserAttributesHook):
+    """Sets user properties through AltaTech's ``POST /v1/property/update``.
+
+    A key belongs to one agent and user data is kept per agent: one connection is one user namespace.
+    """
+
+    conn_type = "altatech"
+    hook_name = "AltaTech"
+    default_conn_name = "altatech_default"
+    vendor = "altatech"
+    vendor_label = "AltaTech"
+    default_host = "https://altatech.ai"
+    rules = RULES
+
+    def _plan(self, entries: Sequence[Entry]) -> list[Call]:
+        return [
+            Call(
+                "POST",
+                "/v1/property/update",
+                {
+                    "user_id": entry.user_id,
+                    "property_values": [{"property_name": k, "value": v} for k, v in entry.values.items()],
+                },
+                (entry,),
+            )
+            for entry in entries
+        ]
+
+    def _probe_call(self) -> Call:
+        # An empty update is refused as a parameter error (40000) once the key is accepted: nothing changes.
+        return Call("POST", "/v1/property/update", {"user_id": "", "property_values": []}, ())
+
+    def _check_auth(self, status: int, body: Any) -> None:
+        code = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            code = error.get("code") if isinstance(error, dict) else body.get("code")
+        if code == AUTH_FAILED:
+            raise VendorAuthError(
+                f"AltaTech refused the credentials of connection {self.conn_id!r} (code 40127, authentication "
+                "failed); check the API key"
+            )
+        super()._check_auth(status, body)
+
+    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+        if status >= 400:
+            raise self._rejected(status, body)
+        if not isinstance(body, dict) or ("success_update" not in body and "fail_update" not in body):
+            raise VendorResponseError(f"AltaTech answered HTTP {status} without success_update/fail_update")
+        (entry,) = call.entries
+        succeeded = {_property_name(item) for item in body.get("success_update") or []}
+        failed = {_property_name(item) for item in body.get("fail_update") or []}
+        results: list[tuple[int, AttributeResult]] = []
+        for name, value in entry.values.items():
+            if name in failed:
+                outcome, reason = Outcome.REJECTED, "AltaTech refused this property (fail_update)"
+            elif name in succeeded:
+                outcome, reason = Outcome.DELIVERED, None
+            else:
+                outcome, reason = Outcome.FAILED, "AltaTech's answer did not mention this property"
+            results.append((entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason)))
+        return results

@@ -1,0 +1,162 @@
+"""Retry and rate-limit policy, kept apart from HTTP so it can be tested with a fake clock.
+
+Two ideas, after slack_sdk's retry handlers:
+
+* :class:`RetryPolicy` decides how long to wait before the next attempt of one request (exponential
+  backoff with full jitter, never less than what the vendor asked for in ``Retry-After``).
+* :class:`Throttle` is shared by all threads of a hook. It paces requests when a client-side rate is set,
+  and it listens to the vendor's signals (429, ``Retry-After``, ``X-RateLimit-Remaining``/``Reset``): a
+  pause asked for by one response holds every thread, and the pace is cut on each 429 and grows back
+  slowly (AIMD, as TCP does), so a sync never storms a vendor whose plan limit nobody configured.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Time as the policies see it; tests pass a fake one so that no test sleeps."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, given as seconds or as an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def rate_limit_reset_wait(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds until the quota resets when ``X-RateLimit-Remaining`` says it is spent (AltaTech)."""
+    remaining = headers.get("X-RateLimit-Remaining")
+    reset = headers.get("X-RateLimit-Reset")
+    if remaining is None or reset is None:
+        return None
+    try:
+        if int(float(remaining)) > 0:
+            return None
+        reset_at = float(reset)
+    except ValueError:
+        return None
+    # Some APIs send a delta in seconds rather than a Unix time: anything below ~1 year is a delta.
+    return max(0.0, reset_at - now) if reset_at > 31_536_000 else max(0.0, reset_at)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry one request."""
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_wait: float = 300.0
+    """A vendor asking for a longer wait than this makes the request fail (retryable later) instead."""
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Full-jitter exponential backoff for the given attempt number (1 = first retry)."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+    def wait_before_retry(self, attempt: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+        return max(self.backoff(attempt, rng), retry_after or 0.0)
+
+
+@dataclass
+class Throttle:
+    """Pacing shared by every thread of one hook."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    requests_per_second: float | None = None
+    """A fixed client-side cap (off by default: plan limits differ from customer to customer)."""
+    min_rate: float = 0.2
+    decrease_factor: float = 0.7
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _next_slot: float = field(default=0.0, init=False)
+    _paused_until: float = field(default=0.0, init=False)
+    _adaptive_rate: float | None = field(default=None, init=False)
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096), init=False, repr=False)
+    _last_decrease: float = field(default=float("-inf"), init=False)
+    throttled_count: int = field(default=0, init=False)
+
+    @property
+    def rate(self) -> float | None:
+        """The pace in force now: the smaller of the configured cap and the adaptive one."""
+        rates = [r for r in (self.requests_per_second, self._adaptive_rate) if r]
+        return min(rates) if rates else None
+
+    def acquire(self) -> None:
+        """Block until this thread may send its next request."""
+        with self._lock:
+            now = self.clock.monotonic()
+            slot = max(now, self._paused_until, self._next_slot)
+            rate = self.rate
+            self._next_slot = slot + (1.0 / rate if rate else 0.0)
+            self._recent.append(slot)
+        wait = slot - now
+        if wait > 0:
+            self.clock.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread for ``seconds``: the vendor asked for it."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
+
+    def on_throttled(self, retry_after: float | None) -> None:
+        """A 429: slow down for everybody, and honour the vendor's wait."""
+        with self._lock:
+            now = self.clock.monotonic()
+            self.throttled_count += 1
+            # Many in-flight requests see the same 429 burst: cut the pace once per second, not once each.
+            if now - self._last_decrease >= 1.0:
+                self._last_decrease = now
+                recent = float(max(1, sum(1 for t in self._recent if now - 1.0 <= t <= now)))
+                current = min(self.rate or recent, recent)
+                self._adaptive_rate = max(self.min_rate, current * self.decrease_factor)
+            if retry_after:
+                self._paused_until = max(self._paused_until, now + retry_after)
+
+    def on_success(self) -> None:
+        """Additive increase: about one more request per second, each second, until unthrottled."""
+        with self._lock:
+            rate = self._adaptive_rate
+            if rate is None:
+                return
+            rate += 1.0 / rate
+            self._adaptive_rate = None if rate > 10_000 else rate

@@ -1,0 +1,111 @@
+"""User.com: users sharing an (attribute, value) go in one mass update; the rest per user."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
+from airflow_provider_userattrs.results import AttributeResult
+
+MASS_UPDATE = "/users/mass_update_custom_attributes/"
+
+
+def _user_id(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise TypeError("a boolean is not a user id")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw.strip())
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    raise ValueError("User.com user ids are integers")
+
+
+RULES = VendorRules(
+    vendor_label="User.com",
+    user_id_schema={"type": "integer", "minimum": 1, "x-reason": "is not a positive integer id"},
+    value_schema=scalar_schema(65_535),
+    coerce_user_id=_user_id,
+    nulls_are_sent=True,
+)
+
+
+def _value_key(name: str, value: Any) -> tuple[str, str]:
+    # JSON text keeps True and 1 apart, which plain equality would not.
+    return name, json.dumps(value, sort_keys=True)
+
+
+class UserComHook(UserAttributesHook):
+    """Sets custom attributes of a User.com app (host ``https://<app>.user.com``, ``Token`` auth)."""
+
+    conn_type = "usercom"
+    hook_name = "User.com"
+    default_conn_name = "usercom_default"
+    vendor = "usercom"
+    vendor_label = "User.com"
+    default_host = None
+    rules = RULES
+    window_setting = "mass_update_chunk_size"
+    min_group_size = 2
+    """Users sharing a value take one mass update from this many on; fewer go per user."""
+
+    @classmethod
+    def host_placeholder(cls) -> str:
+        return "https://<app_subdomain>.user.com"
+
+    def _api_root(self, extra: Mapping[str, Any]) -> str:
+        return "/api/public"
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Token {token}"}
+
+    def _extra_headers(self) -> dict[str, str]:
+        return {"Accept": "*/*; version=2"}
+
+    def _plan(self, entries: Sequence[Entry]) -> list[Call]:
+        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        for entry in entries:
+            for name, value in entry.values.items():
+                groups[_value_key(name, value)].append(Entry(entry.ref, entry.user_id, {name: value}))
+        calls: list[Call] = []
+        leftovers: dict[int, dict[str, Any]] = defaultdict(dict)
+        for members in groups.values():
+            if len(members) >= self.min_group_size:
+                calls.append(self._mass_update(members))
+            else:
+                for member in members:
+                    leftovers[member.ref].update(member.values)
+        by_ref = {entry.ref: entry for entry in entries}
+        for ref, values in leftovers.items():
+            entry = Entry(ref, by_ref[ref].user_id, values)
+            calls.append(Call("POST", f"/users/{entry.user_id}/set_multiple_attributes/", dict(values), (entry,)))
+        return calls
+
+    def _mass_update(self, members: Sequence[Entry]) -> Call:
+        ((attribute, value),) = members[0].values.items()
+        body = {"ids": [m.user_id for m in members], "attribute": attribute, "value": value}
+        return Call("POST", MASS_UPDATE, body, tuple(members), self._mass_update)
+
+    def _probe_call(self) -> Call:
+        # No ids: refused as invalid once the key is accepted, 401 otherwise; nothing changes.
+        return Call("POST", MASS_UPDATE, {"ids": [], "attribute": "", "value": None}, ())
+
+    def _error_message(self, body: Any) -> str:
+        if isinstance(body, dict) and "detail" not in body and body:
+            # Django REST framework: {"field": ["message", ...]}
+            parts = []
+            for key, messages in body.items():
+                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+                parts.append(f"{key}: {text}")
+            return " | ".join(parts)[:300]
+        return super()._error_message(body)
+
+    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+        if status >= 400:
+            raise self._rejected(status, body)
+        return [item for entry in call.entries for item in self._delivered(entry)]
