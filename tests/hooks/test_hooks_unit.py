@@ -310,6 +310,6 @@ def test_default_hosts_and_repr_without_secrets(make_hook, monkeypatch):
     assert hook._load()[0] == "https://altatech.ai"
     assert TOKEN not in repr(hook)
     monkeypatch.setenv("AIRFLOW_CONN_USERCOM_DEFAULT", json.dumps({"conn_type": "usercom", "password": TOKEN}))
-    with pytest.raises(ConnectionConfigError, match="user.com"):
+    with pytest.raises(ConnectionConfigError, match=r"user\.com"):
         UserComHook().get_conn()
     assert DXHook.default_conn_name == "dx_default" and FynoHook.default_conn_name == "fyno_default"
