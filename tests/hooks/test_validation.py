@@ -166,3 +166,34 @@ def test_huge_values_are_refused_and_not_copied_whole_into_the_report():
     problem = problems["blob"]
     assert "10000000 characters long" in problem.reason
     assert len(problem.value) < 2000
+
+
+# The verdict cache must never change a verdict: compare with plain JSON Schema on random values.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from jsonschema import Draft202012Validator, FormatChecker  # noqa: E402
+
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=300),
+    st.dates().map(lambda d: d.isoformat()),
+    st.from_regex(r"\d{4}-\d{2}-\d{2}.{0,12}", fullmatch=True),
+)
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_values, min_size=1, max_size=20))
+def test_cached_verdicts_equal_plain_json_schema(values):
+    for rules in (fyno.RULES, dx.RULES, usercom.RULES, altatech.RULES):
+        validator = Validator(rules)
+        plain = Draft202012Validator(rules.value_schema, format_checker=FormatChecker())
+        for value in values:  # the same validator instance, so later values hit the cache
+            sendable, _ = validator.validate(UserUpdate(validator_user(rules), {"a": value}))
+            assert (sendable is not None) == plain.is_valid(value), (rules.vendor_label, value)
+
+
+def validator_user(rules):
+    return {"AltaTech": "u1", "Fyno": "u1", "DX": "a@b.co", "User.com": 1}[rules.vendor_label]
