@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import requests
 import tenacity
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
 
 from airflow_provider_userattrs.hooks.errors import (
     CallRejected,
@@ -38,6 +36,7 @@ from airflow_provider_userattrs.hooks.policy import (
     parse_retry_after,
     rate_limit_reset_wait,
 )
+from airflow_provider_userattrs.hooks.transport import HttpResponse, Transport, Urllib3Transport
 from airflow_provider_userattrs.hooks.validation import Validator, VendorRules
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId, UserResult, UserUpdate
 
@@ -164,15 +163,14 @@ class UserAttributesHook(BaseHook):
         conn_id: str | None = None,
         *,
         clock: Clock | None = None,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         **settings: Any,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self._setting_overrides = settings
         self.clock: Clock = clock or SystemClock()
-        self._session_override = session
-        self._session: requests.Session | None = None
+        self._transport: Transport | None = transport
         self._config: tuple[str, HookSettings, str] | None = None
         self._throttle: Throttle | None = None
         self._validator: Validator | None = None
@@ -252,27 +250,22 @@ class UserAttributesHook(BaseHook):
     def settings(self) -> HookSettings:
         return self._load()[1]
 
-    def get_conn(self) -> requests.Session:
-        """The pooled session, created on first use (never at DAG parse time)."""
-        if self._session is None:
-            _, settings, token = self._load()
-            session = self._session_override or requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.concurrency, max_retries=0, pool_block=True)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            session.headers.update(
-                {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+    def get_conn(self) -> Transport:
+        """The pooled HTTP transport, created on first use (never at DAG parse time)."""
+        base_url, settings, token = self._load()
+        if self._transport is None:
+            headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+            headers.update(self._extra_headers())
+            headers.update(self._auth_headers(token))
+            self._transport = Urllib3Transport(
+                base_url, headers, maxsize=settings.concurrency, verify=settings.verify_ssl, label=self.vendor_label
             )
-            session.headers.update(self._extra_headers())
-            session.headers.update(self._auth_headers(token))
-            session.verify = settings.verify_ssl
-            self._session = session
-        return self._session
+        return self._transport
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
     def __enter__(self) -> UserAttributesHook:
         return self
@@ -352,15 +345,15 @@ class UserAttributesHook(BaseHook):
             self.get_conn()
             call = self._probe_call()
             response = self._send(call, attempts=1)
-            self._check_auth(response.status_code, self._json(response))
+            self._check_auth(response.status, self._json(response))
         except VendorAuthError as exc:
             return False, str(exc)
         except (TransientVendorError, ConnectionConfigError) as exc:
             return False, f"{self.vendor_label}: {exc}"
         except Exception as exc:  # the Test button must answer, whatever happened
             return False, f"{self.vendor_label}: {type(exc).__name__}: {exc}"
-        if response.status_code >= 500:
-            return False, f"{self.vendor_label} answered HTTP {response.status_code}"
+        if response.status >= 500:
+            return False, f"{self.vendor_label} answered HTTP {response.status}"
         return True, f"Connected to {self.vendor_label}: the API answered and accepted the credentials"
 
     # -- planning ------------------------------------------------------------------------------------
@@ -446,10 +439,10 @@ class UserAttributesHook(BaseHook):
             for name, value in entry.values.items()
         ]
 
-    def _send(self, call: Call, attempts: int | None = None) -> requests.Response:
+    def _send(self, call: Call, attempts: int | None = None) -> HttpResponse:
         """Send one call with retries on 429/502/503/504 and connection errors."""
         base_url, settings, _ = self._load()
-        session = self.get_conn()
+        transport = self.get_conn()
         policy = RetryPolicy(
             max_attempts=attempts or settings.max_attempts,
             backoff_base=settings.backoff_base,
@@ -473,7 +466,7 @@ class UserAttributesHook(BaseHook):
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(session, call.method, url, call.body, timeout, policy)
+                    return self._attempt(transport, call.method, url, call.body, timeout, policy)
         except TransientVendorError as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             raise TransientVendorError(f"{exc} (gave up after {tries} attempt{'s' if tries > 1 else ''})") from None
@@ -481,23 +474,18 @@ class UserAttributesHook(BaseHook):
 
     def _attempt(
         self,
-        session: requests.Session,
+        transport: Transport,
         method: str,
         url: str,
         body: Any,
         timeout: tuple[float, float],
         policy: RetryPolicy,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         self.throttle.acquire()
         with self._sent_lock:
             self._requests_sent += 1
-        try:
-            response = session.request(method, url, data=json.dumps(body, allow_nan=False), timeout=timeout)
-        except requests.Timeout as exc:
-            raise TransientVendorError(f"{self.vendor_label} did not answer in time ({type(exc).__name__})") from None
-        except requests.ConnectionError as exc:
-            raise TransientVendorError(f"{self.vendor_label} connection failed ({type(exc).__name__})") from None
-        status = response.status_code
+        response = transport.request(method, url, json.dumps(body, allow_nan=False).encode(), timeout)
+        status = response.status
         now = self.clock.time()
         reset_wait = rate_limit_reset_wait(response.headers, now)
         if status in RETRY_STATUSES:
@@ -521,17 +509,14 @@ class UserAttributesHook(BaseHook):
     # -- interpretation ------------------------------------------------------------------------------
 
     @staticmethod
-    def _json(response: requests.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return None
+    def _json(response: HttpResponse) -> Any:
+        return response.json()
 
-    def _interpret(self, call: Call, response: requests.Response) -> list[tuple[int, AttributeResult]]:
-        status = response.status_code
+    def _interpret(self, call: Call, response: HttpResponse) -> list[tuple[int, AttributeResult]]:
+        status = response.status
         body = self._json(response)
         self._check_auth(status, body)
-        if body is None and response.content and status < 500:
+        if body is None and response.data and status < 500:
             message = f"{self.vendor_label} answered HTTP {status} with a body that is not JSON: " + repr(
                 _snippet(response.text)
             )

@@ -1,13 +1,12 @@
-"""Unit tests of each hook's payloads, parsing and error mapping, with ``responses`` (no network)."""
+"""Unit tests of each hook's payloads, parsing and error mapping, on a fake transport (no network)."""
 
 from __future__ import annotations
 
 import email.utils
 import json
+import re
 
 import pytest
-import requests
-import responses
 
 from airflow_provider_userattrs.hooks import AltaTechHook, DXHook, FynoHook, UserComHook, VendorAuthError
 from airflow_provider_userattrs.hooks.errors import ConnectionConfigError
@@ -24,17 +23,16 @@ def outcomes(result):
     return {r.attribute: r.outcome for r in result.results}
 
 
-@responses.activate
-def test_altatech_payload_and_per_property_outcomes(make_hook):
+def test_altatech_payload_and_per_property_outcomes(fake, make_hook):
     hook = make_hook("altatech")
     assert isinstance(hook, AltaTechHook)
-    responses.post(
+    fake.post(
         f"{BASE}/v1/property/update",
         json={"success_update": [{"propertyName": "vip", "value": "gold"}], "fail_update": [{"property_name": "x"}]},
     )
     result = hook.update_user("u1", {"vip": "gold", "x": 1, "gone": None})
-    call = responses.calls[0].request
-    assert call.headers["Authorization"] == f"Bearer {TOKEN}"
+    call = fake.calls[0].request
+    assert hook._auth_headers(TOKEN) == {"Authorization": f"Bearer {TOKEN}"}
     assert json.loads(call.body) == {
         "user_id": "u1",
         "property_values": [{"property_name": "vip", "value": "gold"}, {"property_name": "x", "value": 1}],
@@ -43,93 +41,85 @@ def test_altatech_payload_and_per_property_outcomes(make_hook):
     assert not result.ok and not result.retryable
 
 
-@responses.activate
-def test_altatech_both_auth_error_shapes_fail_fast(make_hook, clock):
+def test_altatech_both_auth_error_shapes_fail_fast(fake, make_hook, clock):
     hook = make_hook("altatech")
-    responses.post(f"{BASE}/v1/property/update", status=401, json={"error": {"code": 40127, "message": "no"}})
+    fake.post(f"{BASE}/v1/property/update", status=401, json={"error": {"code": 40127, "message": "no"}})
     with pytest.raises(VendorAuthError) as exc:
         hook.update_user("u1", {"a": 1})
     assert TOKEN not in str(exc.value)
-    assert len(responses.calls) == 1 and clock.sleeps == []
+    assert len(fake.calls) == 1 and clock.sleeps == []
 
 
-@responses.activate
-def test_altatech_parameter_error_is_a_rejection(make_hook):
+def test_altatech_parameter_error_is_a_rejection(fake, make_hook):
     hook = make_hook("altatech")
-    responses.post(f"{BASE}/v1/property/update", status=400, json={"code": 40000, "message": "bad user_id"})
+    fake.post(f"{BASE}/v1/property/update", status=400, json={"code": 40000, "message": "bad user_id"})
     result = hook.update_user("u1", {"a": 1})
     assert result.results[0].outcome is Outcome.REJECTED
     assert "bad user_id" in result.results[0].reason and "HTTP 400" in result.results[0].reason
 
 
-@responses.activate
-def test_retries_on_429_honouring_retry_after_then_delivers(make_hook, clock):
+def test_retries_on_429_honouring_retry_after_then_delivers(fake, make_hook, clock):
     hook = make_hook("dx")
     url = f"{BASE}/users.attributes.update"
-    responses.post(url, status=429, headers={"Retry-After": "7"}, json={"ok": False, "error": "rate_limited"})
+    fake.post(url, status=429, headers={"Retry-After": "7"}, json={"ok": False, "error": "rate_limited"})
     start = clock.now
     when = email.utils.formatdate(start + 12, usegmt=True)
-    responses.post(url, status=503, headers={"Retry-After": when}, body="")
-    responses.post(url, status=200, json={"ok": True, "user": {"failures": []}})
+    fake.post(url, status=503, headers={"Retry-After": when}, body="")
+    fake.post(url, status=200, json={"ok": True, "user": {"failures": []}})
     result = hook.update_user("a@b.co", {"Department": "Eng"})
     assert result.ok
-    assert len(responses.calls) == 3
+    assert len(fake.calls) == 3
     assert clock.sleeps[0] >= 7  # Retry-After in seconds
     assert clock.now >= start + 11  # Retry-After as an HTTP date: waited until then
 
 
-@responses.activate
-def test_gives_up_after_max_attempts_as_retryable_failure(make_hook, clock):
+def test_gives_up_after_max_attempts_as_retryable_failure(fake, make_hook, clock):
     hook = make_hook("dx", max_attempts=3)
-    responses.post(f"{BASE}/users.attributes.update", status=502, body="<html>bad gateway</html>")
+    fake.post(f"{BASE}/users.attributes.update", status=502, body="<html>bad gateway</html>")
     result = hook.update_user("a@b.co", {"a": "1"})
-    assert len(responses.calls) == 3
+    assert len(fake.calls) == 3
     assert result.results[0].outcome is Outcome.FAILED and result.retryable
     assert "HTTP 502" in result.results[0].reason and "3 attempts" in result.results[0].reason
     assert len(clock.sleeps) == 2
 
 
-@responses.activate
-def test_connection_errors_are_retried(make_hook, clock):
+def test_connection_errors_are_retried(fake, make_hook, clock):
     hook = make_hook("dx", max_attempts=4)
     url = f"{BASE}/users.attributes.update"
-    responses.post(url, body=requests.ConnectionError("reset by peer"))
-    responses.post(url, body=requests.ReadTimeout("slow"))
-    responses.post(url, json={"ok": True, "user": {}})
+    fake.post(url, body=ConnectionResetError("reset by peer"))
+    fake.post(url, body=TimeoutError("slow"))
+    fake.post(url, json={"ok": True, "user": {}})
     assert hook.update_user("a@b.co", {"a": "1"}).ok
-    assert len(responses.calls) == 3
+    assert len(fake.calls) == 3
 
 
-@responses.activate
-def test_retry_after_longer_than_allowed_fails_now_but_stays_retryable(make_hook, clock):
+def test_retry_after_longer_than_allowed_fails_now_but_stays_retryable(fake, make_hook, clock):
     hook = make_hook("dx", max_retry_wait=60)
-    responses.post(f"{BASE}/users.attributes.update", status=429, headers={"Retry-After": "3600"})
+    fake.post(f"{BASE}/users.attributes.update", status=429, headers={"Retry-After": "3600"})
     result = hook.update_user("a@b.co", {"a": "1"})
-    assert len(responses.calls) == 1
+    assert len(fake.calls) == 1
     assert result.results[0].outcome is Outcome.FAILED and "3600" in result.results[0].reason
 
 
-@responses.activate
-def test_dx_checks_ok_whatever_the_status(make_hook):
+def test_dx_checks_ok_whatever_the_status(fake, make_hook):
     hook = make_hook("dx")
     url = f"{BASE}/users.attributes.update"
-    responses.post(url, status=200, json={"ok": False, "error": "user_not_found"})
+    fake.post(url, status=200, json={"ok": False, "error": "user_not_found"})
     result = hook.update_user("ghost@example.com", {"a": "1"})
     assert result.results[0].outcome is Outcome.REJECTED and "user_not_found" in result.results[0].reason
-    responses.post(url, status=422, json={"ok": False, "error": "invalid_auth"})
+    fake.post(url, status=422, json={"ok": False, "error": "invalid_auth"})
     with pytest.raises(VendorAuthError, match="invalid_auth"):
         hook.update_user("ghost@example.com", {"a": "1"})
 
 
-@responses.activate
-def test_dx_payload_stringifies_and_surfaces_failures(make_hook):
+def test_dx_payload_stringifies_and_surfaces_failures(fake, make_hook):
     hook = make_hook("dx")
-    responses.post(
+    fake.post(
         f"{BASE}/users.attributes.update",
         json={"ok": True, "user": {"failures": [{"name": "Tenure", "error": "invalid_value"}]}},
     )
     result = hook.update_user("a@b.co", {"Tenure": 5, "Manager": True, "Region": None, "Team": "core"})
-    body = json.loads(responses.calls[0].request.body)
+    body = json.loads(fake.calls[0].request.body)
     assert body["attributes"] == [
         {"name": "Tenure", "value": "5"},
         {"name": "Manager", "value": "true"},
@@ -150,37 +140,34 @@ def test_dx_payload_stringifies_and_surfaces_failures(make_hook):
         (200, "", "application/json"),
     ],
 )
-@responses.activate
-def test_garbage_answers_become_clear_retryable_failures(make_hook, status, body, content_type):
+def test_garbage_answers_become_clear_retryable_failures(fake, make_hook, status, body, content_type):
     hook = make_hook("dx")
-    responses.post(f"{BASE}/users.attributes.update", status=status, body=body, content_type=content_type)
+    fake.post(f"{BASE}/users.attributes.update", status=status, body=body, content_type=content_type)
     result = hook.update_user("a@b.co", {"a": "1"})
     (attribute,) = result.results
     assert attribute.outcome is Outcome.FAILED
     assert "DX" in attribute.reason and "HTTP 200" in attribute.reason
 
 
-@responses.activate
-def test_fyno_batches_users_and_maps_nulls_to_unset(make_hook):
+def test_fyno_batches_users_and_maps_nulls_to_unset(fake, make_hook):
     hook = make_hook("fyno", extra={"workspace_id": "ws-0123456789"}, batch_size=3)
-    responses.post(
+    fake.post(
         FYNO_BATCH,
         status=202,
         json={"request_id": "r", "results": [{"status": "ok"}, {"status": "error", "_message": "too long"}]},
     )
-    responses.post(FYNO_BATCH, status=202, json={"request_id": "r2"})
+    fake.post(FYNO_BATCH, status=202, json={"request_id": "r2"})
     updates = [UserUpdate(f"d{i}", {"plan": "pro", "old": None}) for i in range(4)]
     results = {r.user_id: r for r in hook.update_users(updates)}
-    assert len(responses.calls) == 2  # batches of 3 and 1
-    first = json.loads(responses.calls[0].request.body)
+    assert len(fake.calls) == 2  # batches of 3 and 1
+    first = json.loads(fake.calls[0].request.body)
     assert first["batch"][0] == {"distinct_id": "d0", "action": {"$set": {"plan": "pro"}, "$unset": ["old"]}}
     assert len(first["batch"]) == 3
     assert results["d0"].ok and not results["d1"].ok and results["d3"].ok
     assert "too long" in results["d1"].failures[0].reason
 
 
-@responses.activate
-def test_fyno_whole_batch_rejection_is_split_until_the_bad_record_is_isolated(make_hook):
+def test_fyno_whole_batch_rejection_is_split_until_the_bad_record_is_isolated(fake, make_hook):
     hook = make_hook("fyno", extra={"workspace_id": "ws-0123456789"}, batch_size=8)
 
     def answer(request):
@@ -189,19 +176,18 @@ def test_fyno_whole_batch_rejection_is_split_until_the_bad_record_is_isolated(ma
             return 400, {}, json.dumps({"_message": "$set has object/keys that is not allowed", "status": "error"})
         return 202, {}, json.dumps({"request_id": "ok"})
 
-    responses.add_callback(responses.POST, FYNO_BATCH, callback=answer)
+    fake.add_callback("POST", FYNO_BATCH, callback=answer)
     results = {r.user_id: r for r in hook.update_users(UserUpdate(f"d{i}", {"a": i}) for i in range(8))}
     assert [uid for uid, r in results.items() if not r.ok] == ["d5"]
     assert "$set has object" in results["d5"].failures[0].reason
     assert not results["d5"].retryable
     # 8 -> 4+4 -> 2+2 -> 1+1: 1 + 2 + 2 + 2 calls
-    assert len(responses.calls) == 7
+    assert len(fake.calls) == 7
 
 
-@responses.activate
-def test_fyno_invalid_api_details_is_an_auth_error(make_hook):
+def test_fyno_invalid_api_details_is_an_auth_error(fake, make_hook):
     hook = make_hook("fyno", extra={"workspace_id": "ws-0123456789"})
-    responses.post(FYNO_BATCH, status=401, json={"_message": "Invalid API details", "status": "error"})
+    fake.post(FYNO_BATCH, status=401, json={"_message": "Invalid API details", "status": "error"})
     with pytest.raises(VendorAuthError, match="workspace_id"):
         list(hook.update_users([UserUpdate("d1", {"a": 1})]))
 
@@ -211,25 +197,23 @@ def test_fyno_needs_a_workspace(make_hook):
         make_hook("fyno").get_conn()
 
 
-@responses.activate
-def test_usercom_groups_shared_values_into_mass_updates(make_hook):
+def test_usercom_groups_shared_values_into_mass_updates(fake, make_hook):
     hook = make_hook("usercom", mass_update_chunk_size=1000)
-    responses.post(USERCOM_MASS, json={"status": "ok"})
-    responses.post(f"{BASE}/api/public/users/3/set_multiple_attributes/", json={"id": 3})
+    fake.post(USERCOM_MASS, json={"status": "ok"})
+    fake.post(f"{BASE}/api/public/users/3/set_multiple_attributes/", json={"id": 3})
     updates = [UserUpdate(1, {"vip": "gold", "score": 1}), UserUpdate(2, {"vip": "gold", "score": 1})]
     updates.append(UserUpdate("3", {"vip": "silver", "score": 1}))
     results = list(hook.update_users(updates))
     assert all(r.ok for r in results) and len(results) == 3
-    bodies = sorted((c.request.url, c.request.body) for c in responses.calls)
+    bodies = sorted((c.request.url, c.request.body) for c in fake.calls)
     assert len(bodies) == 3  # vip=gold for 2 users, score=1 for 3 users, and user 3's own vip=silver
     mass = [json.loads(b) for u, b in bodies if u == USERCOM_MASS]
     assert {"ids": [1, 2], "attribute": "vip", "value": "gold"} in mass
     assert {"ids": [1, 2, 3], "attribute": "score", "value": 1} in mass
-    assert responses.calls[0].request.headers["Authorization"] == f"Token {TOKEN}"
+    assert hook._auth_headers(TOKEN) == {"Authorization": f"Token {TOKEN}"}
 
 
-@responses.activate
-def test_usercom_mass_update_chunks_and_isolates_unknown_ids(make_hook):
+def test_usercom_mass_update_chunks_and_isolates_unknown_ids(fake, make_hook):
     hook = make_hook("usercom", mass_update_chunk_size=4)
 
     def answer(request):
@@ -238,35 +222,33 @@ def test_usercom_mass_update_chunks_and_isolates_unknown_ids(make_hook):
             return 400, {}, json.dumps({"ids": ['Invalid pk "7" - object does not exist.']})
         return 200, {}, json.dumps({"status": "ok"})
 
-    responses.add_callback(responses.POST, USERCOM_MASS, callback=answer)
+    fake.add_callback("POST", USERCOM_MASS, callback=answer)
     results = list(hook.mass_update("churn_risk", True, range(1, 11)))
     assert len(results) == 10
     failed = [r for r in results if not r.ok]
     assert [r.user_id for r in failed] == [7]
     assert 'Invalid pk "7"' in failed[0].failures[0].reason
-    first_calls = [json.loads(c.request.body)["ids"] for c in responses.calls]
+    first_calls = [json.loads(c.request.body)["ids"] for c in fake.calls]
     assert max(len(ids) for ids in first_calls) == 4
 
 
-@responses.activate
-def test_same_user_twice_keeps_both_results_and_last_write_wins(make_hook):
+def test_same_user_twice_keeps_both_results_and_last_write_wins(fake, make_hook):
     hook = make_hook("dx")
-    responses.post(f"{BASE}/users.attributes.update", json={"ok": True, "user": {}})
+    fake.post(f"{BASE}/users.attributes.update", json={"ok": True, "user": {}})
     results = list(hook.update_users([UserUpdate("a@b.co", {"v": "1"}), UserUpdate("a@b.co", {"v": "2"})]))
     assert len(results) == 2
-    sent = [json.loads(c.request.body)["attributes"][0]["value"] for c in responses.calls]
+    sent = [json.loads(c.request.body)["attributes"][0]["value"] for c in fake.calls]
     assert sent == ["1", "2"]  # the second waited for the first
 
 
-@responses.activate
-def test_invalid_users_are_reported_and_the_rest_is_sent(make_hook):
+def test_invalid_users_are_reported_and_the_rest_is_sent(fake, make_hook):
     hook = make_hook("usercom")
-    responses.post(USERCOM_MASS, json={"status": "ok"})
+    fake.post(USERCOM_MASS, json={"status": "ok"})
     results = list(hook.mass_update("a", 1, [1, "x", None, 2]))
     assert len(results) == 4
     bad = {r.user_id: r.failures[0].reason for r in results if not r.ok}
     assert set(bad) == {"x", None}
-    assert json.loads(responses.calls[0].request.body)["ids"] == [1, 2]
+    assert json.loads(fake.calls[0].request.body)["ids"] == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -282,10 +264,9 @@ def test_invalid_users_are_reported_and_the_rest_is_sent(make_hook):
         ("fyno", 401, {"_message": "Invalid API details", "status": "error"}, False),
     ],
 )
-@responses.activate
-def test_test_connection(make_hook, conn_type, status, body, ok):
+def test_test_connection(fake, make_hook, conn_type, status, body, ok):
     hook = make_hook(conn_type, extra={"workspace_id": "ws-0123456789"} if conn_type == "fyno" else None)
-    responses.add(responses.POST, responses.matchers.re.compile(f"{BASE}/.*"), status=status, json=body)
+    fake.post(re.compile(f"{BASE}/.*"), status=status, json=body)
     success, message = hook.test_connection()
     assert success is ok
     assert TOKEN not in message
