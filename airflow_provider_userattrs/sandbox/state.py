@@ -1,0 +1,319 @@
+"""The sandbox's memory: vendor data, request statistics, fault settings and scripted answers.
+
+Everything sits behind one lock: handlers are short, and a single lock keeps the state, the counters and
+the fault decisions consistent with each other, which is what tests compare against.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+VENDORS = ("altatech", "fyno", "dx", "usercom")
+
+
+@dataclass
+class Faults:
+    """Fault injection settings (all off by default).
+
+    Rates are probabilities per request. ``rate_limit`` is requests per second over all vendors (the
+    answer beyond it is 429 with ``Retry-After``, in seconds or as an HTTP date).
+    """
+
+    latency: float = 0.0
+    """Seconds added to every answer (simulates the network and the vendor's own work)."""
+    error_rate: float = 0.0
+    """Share of requests answered with one of ``error_statuses`` before anything is applied."""
+    error_statuses: tuple[int, ...] = (500, 502, 503, 504)
+    throttle_rate: float = 0.0
+    """Share of requests answered 429 with ``Retry-After`` (independent of ``rate_limit``)."""
+    rate_limit: float | None = None
+    retry_after_format: str = "seconds"
+    """``seconds`` or ``http-date``."""
+    retry_after: float | None = None
+    """Fixed Retry-After for throttled answers; by default the time until the limit lets a request in."""
+    drop_rate: float = 0.0
+    """Share of connections closed without an answer (the request is not applied)."""
+    reset_rate: float = 0.0
+    """Share of answers cut mid-body with a TCP reset (the request IS applied: the client cannot know)."""
+    slow_rate: float = 0.0
+    slow_seconds: float = 5.0
+    """Answers delayed by ``slow_seconds`` (longer than a client's read timeout)."""
+    garbage_rate: float = 0.0
+    """Share of answers replaced by an HTML error page with HTTP 200 (the request is not applied)."""
+    seed: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Faults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}; known: {sorted(known)}")
+        data = dict(values)
+        if "error_statuses" in data:
+            data["error_statuses"] = tuple(int(s) for s in data["error_statuses"])
+        if data.get("retry_after_format", "seconds") not in ("seconds", "http-date"):
+            raise ValueError("retry_after_format must be 'seconds' or 'http-date'")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["error_statuses"] = list(self.error_statuses)
+        return data
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted answer for the next request: a status, a drop, a reset, a delay or a raw body."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    drop: bool = False
+    reset: bool = False
+    delay: float = 0.0
+    body: str | None = None
+    content_type: str = "application/json"
+    apply: bool = False
+    """Whether the request is applied before the scripted answer is sent (for status/body steps)."""
+    vendor: str | None = None
+    """Only consumed by a request to this vendor (others pass it by)."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Step:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown script step keys: {sorted(unknown)}; known: {sorted(known)}")
+        if values.get("retry_after") is not None:
+            values = {**values, "retry_after": str(values["retry_after"])}
+        return cls(**values)
+
+
+@dataclass
+class TokenBucket:
+    """``rate`` tokens a second, holding at most one second's worth."""
+
+    rate: float
+    tokens: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.rate
+
+    def take(self, now: float) -> float:
+        """0 when a request may go now, else the seconds until one may."""
+        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.tokens))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the fault layer decided for one request."""
+
+    kind: str = "normal"  # normal | status | drop | reset | garbage
+    status: int | None = None
+    retry_after: str | None = None
+    delay: float = 0.0
+    body: str | None = None
+    content_type: str = "application/json"
+    apply: bool = True
+
+
+class SandboxState:
+    """Vendor data, statistics, faults and script, shared by every handler thread."""
+
+    def __init__(self, tokens: Iterable[str] = ("sandbox-token",), fyno_workspaces: Iterable[str] = ("sandboxwsid",)):
+        self.lock = threading.RLock()
+        self.tokens = frozenset(tokens)
+        self.fyno_workspaces = frozenset(fyno_workspaces)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget data, statistics, faults and script (tokens and workspaces stay)."""
+        with self.lock:
+            self.data: dict[str, dict[Any, Any]] = {vendor: {} for vendor in VENDORS}
+            self.fyno_types: dict[tuple[str, str], str] = {}
+            self.unknown: dict[str, set[Any]] = {vendor: set() for vendor in VENDORS}
+            self.usercom_attributes: set[str] | None = None
+            self.faults = Faults()
+            self.bucket: TokenBucket | None = None
+            self.random = random.Random()
+            self.script_steps: deque[Step] = deque()
+            self.total = 0
+            self.by_status: Counter[str] = Counter()
+            self.by_vendor: Counter[str] = Counter()
+            self.by_endpoint: Counter[str] = Counter()
+            self.records_applied: Counter[str] = Counter()
+            self.log: deque[dict[str, Any]] = deque(maxlen=2000)
+            self.started = time.monotonic()
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def set_faults(self, values: dict[str, Any]) -> Faults:
+        with self.lock:
+            self.faults = Faults.from_dict(values)
+            self.bucket = TokenBucket(self.faults.rate_limit) if self.faults.rate_limit else None
+            self.random = random.Random(self.faults.seed)
+            return self.faults
+
+    def script(self, steps: Iterable[dict[str, Any]]) -> int:
+        with self.lock:
+            self.script_steps.extend(Step.from_dict(dict(step)) for step in steps)
+            return len(self.script_steps)
+
+    def register_unknown_users(self, vendor: str, user_ids: Iterable[Any]) -> None:
+        with self.lock:
+            self.unknown[_vendor(vendor)].update(user_ids)
+
+    def is_unknown(self, vendor: str, user_id: Any) -> bool:
+        if vendor == "dx" and isinstance(user_id, str) and user_id.lower().endswith(".invalid"):
+            return True
+        if vendor == "usercom" and isinstance(user_id, int) and user_id >= 900_000_000:
+            return True
+        return user_id in self.unknown[vendor]
+
+    # -- per request ---------------------------------------------------------------------------------
+
+    def decide(self, vendor: str | None) -> Decision:
+        """Consume the script or roll the dice for one vendor request."""
+        with self.lock:
+            step = self._next_step(vendor)
+            if step is not None:
+                if step.drop:
+                    return Decision("drop", delay=step.delay, apply=False)
+                if step.reset:
+                    return Decision("reset", delay=step.delay)
+                if step.status is not None or step.body is not None:
+                    return Decision(
+                        "status" if step.body is None else "garbage",
+                        status=step.status or 200,
+                        retry_after=step.retry_after,
+                        delay=step.delay,
+                        body=step.body,
+                        content_type=step.content_type,
+                        apply=step.apply,
+                    )
+                return Decision(delay=step.delay)
+            faults = self.faults
+            delay = faults.latency
+            if self.bucket is not None:
+                wait = self.bucket.take(time.monotonic())
+                if wait:
+                    return Decision("status", 429, self._retry_after(wait), delay, apply=False)
+            roll = self.random.random
+            if faults.drop_rate and roll() < faults.drop_rate:
+                return Decision("drop", delay=delay, apply=False)
+            if faults.throttle_rate and roll() < faults.throttle_rate:
+                return Decision("status", 429, self._retry_after(faults.retry_after or 1.0), delay, apply=False)
+            if faults.error_rate and roll() < faults.error_rate:
+                status = self.random.choice(faults.error_statuses)
+                return Decision("status", status, delay=delay, apply=False)
+            if faults.garbage_rate and roll() < faults.garbage_rate:
+                body = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+                return Decision("garbage", 200, delay=delay, body=body, content_type="text/html", apply=False)
+            if faults.slow_rate and roll() < faults.slow_rate:
+                delay += faults.slow_seconds
+            if faults.reset_rate and roll() < faults.reset_rate:
+                return Decision("reset", delay=delay)
+            return Decision(delay=delay)
+
+    def _next_step(self, vendor: str | None) -> Step | None:
+        for index, step in enumerate(self.script_steps):
+            if step.vendor is None or step.vendor == vendor:
+                del self.script_steps[index]
+                return step
+        return None
+
+    def _retry_after(self, seconds: float) -> str:
+        if self.faults.retry_after is not None:
+            seconds = self.faults.retry_after
+        seconds = max(0, math.ceil(seconds))
+        if self.faults.retry_after_format == "http-date":
+            from email.utils import formatdate
+
+            return formatdate(time.time() + seconds, usegmt=True)
+        return str(seconds)
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """AltaTech's X-RateLimit-* headers, when a limit is set."""
+        with self.lock:
+            if self.bucket is None:
+                return {}
+            return {
+                "X-RateLimit-Limit": str(int(self.bucket.rate)),
+                "X-RateLimit-Remaining": str(self.bucket.remaining),
+                "X-RateLimit-Reset": str(math.ceil(time.time() + 1)),
+            }
+
+    def record(self, vendor: str | None, method: str, path: str, status: int | str, authorized: bool) -> None:
+        with self.lock:
+            self.total += 1
+            self.by_status[str(status)] += 1
+            self.by_vendor[vendor or "unknown"] += 1
+            self.by_endpoint[f"{method} {_endpoint(path)}"] += 1
+            self.log.append(
+                {"vendor": vendor, "method": method, "path": path, "status": status, "auth_header": authorized}
+            )
+
+    # -- inspection ----------------------------------------------------------------------------------
+
+    def snapshot(self, vendor: str) -> dict[str, Any]:
+        with self.lock:
+            data = self.data[_vendor(vendor)]
+            if vendor == "fyno":
+                return {ws: {str(k): dict(v) for k, v in users.items()} for ws, users in data.items()}
+            return {str(k): dict(v) for k, v in data.items()} if vendor == "usercom" else copy.deepcopy(data)
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            users = {
+                vendor: (
+                    sum(len(u) for u in self.data[vendor].values()) if vendor == "fyno" else len(self.data[vendor])
+                )
+                for vendor in VENDORS
+            }
+            return {
+                "requests": {
+                    "total": self.total,
+                    "by_status": dict(self.by_status),
+                    "by_vendor": dict(self.by_vendor),
+                    "by_endpoint": dict(self.by_endpoint),
+                    "per_second": round(self.total / elapsed, 1),
+                },
+                "users": users,
+                "records_applied": dict(self.records_applied),
+                "faults": self.faults.to_dict(),
+                "script_left": len(self.script_steps),
+            }
+
+    def recent_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.log)[-limit:]
+
+
+def _vendor(vendor: str) -> str:
+    if vendor not in VENDORS:
+        raise ValueError(f"unknown vendor {vendor!r}; expected one of {VENDORS}")
+    return vendor
+
+
+def _endpoint(path: str) -> str:
+    """Path with ids replaced, so that statistics group per endpoint, not per user."""
+    parts = path.split("?")[0].split("/")
+    return "/".join("{id}" if p.isdigit() else p for p in parts)
