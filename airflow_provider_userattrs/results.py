@@ -64,6 +64,8 @@ class UserUpdate:
 
     user_id: UserId
     attributes: Mapping[str, Any]
+    ref: Any = None
+    """The caller's tag for this update (a row number, say), handed back on its :class:`UserResult`."""
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class UserResult:
 
     user_id: UserId | None
     results: list[AttributeResult] = field(default_factory=list)
+    ref: Any = None
 
     @property
     def ok(self) -> bool:

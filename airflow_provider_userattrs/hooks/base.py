@@ -377,7 +377,7 @@ class UserAttributesHook(BaseHook):
             if sendable is not None and sendable.user_id in users:
                 yield results, entries
                 results, entries, users = [], [], set()
-            result = UserResult(sendable.user_id if sendable else update.user_id, list(problems))
+            result = UserResult(sendable.user_id if sendable else update.user_id, list(problems), update.ref)
             if sendable is not None:
                 entries.append(Entry(len(results), sendable.user_id, sendable.attributes))
                 users.add(sendable.user_id)

@@ -1,0 +1,50 @@
+"""``MassUpdateOperator``: one attribute set to one value for many users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from airflow_provider_userattrs.operators import sources
+from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
+from airflow_provider_userattrs.operators.sources import Item
+
+
+class MassUpdateOperator(UserAttributesSyncOperator):
+    """Set ``attribute`` to ``value`` for every user in ``user_ids`` (or the first column of ``sql``).
+
+    User.com gets one mass-update call per chunk of ids, Fyno its batch endpoint, the other vendors one
+    call per user. Every other parameter is :class:`UpdateUserAttributesOperator`'s.
+    """
+
+    template_fields: Sequence[str] = (*UserAttributesSyncOperator.template_fields, "attribute", "value", "user_ids")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        attribute: str,
+        value: Any,
+        user_ids: Sequence[Any] | Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id=conn_id, sql=sql, sql_conn_id=sql_conn_id, **kwargs)
+        if user_ids is not None and sql is not None:
+            raise ValueError("give user_ids or sql, not both")
+        if user_ids is None and sql is None and not kwargs.get("replay_from"):
+            raise ValueError("give user_ids, sql or replay_from")
+        self.attribute = attribute
+        self.value = value
+        self.user_ids = user_ids
+
+    def source_items(self, start: int) -> Iterator[Item]:
+        ids = self._sql_rows() if self.sql else (self.user_ids or [])
+        return sources.from_user_ids(ids, self.attribute, self.value, start)
+
+    def source_size(self) -> int | None:
+        return len(self.user_ids) if isinstance(self.user_ids, list) else None
+
+    def source_label(self) -> str:
+        return f"{self.attribute}={self.value!r} for {super().source_label()}"
