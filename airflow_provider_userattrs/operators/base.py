@@ -26,6 +26,8 @@ from airflow_provider_userattrs.operators.sources import Item
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult
 
 MAX_REPORTED_FAILURES = 100
+MAP_INDEX_TEMPLATE = "{{ userattrs_chunk }}"
+"""Names each mapped chunk in the UI by its source (set in ``execute``)."""
 REPORT_KEY = "report"
 
 
@@ -89,7 +91,7 @@ class UserAttributesSyncOperator(BaseOperator):
         hook_params: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("map_index_template", "{{ userattrs_chunk }}")
+        kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
         super().__init__(**kwargs)
         # Nothing here touches a connection or a database: DAG parsing stays fast.
         self.conn_id = conn_id
@@ -109,6 +111,14 @@ class UserAttributesSyncOperator(BaseOperator):
             raise ValueError("max_failure_ratio must be between 0 and 1")
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``, with the chunk label as the default ``map_index_template``."""
+        from airflow.sdk.bases import operator as sdk_operator
+
+        kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
+        return sdk_operator.partial(cls, **kwargs)
 
     # -- to be provided by the two operators ------------------------------------------------------
 
@@ -294,6 +304,10 @@ class UserAttributesSyncOperator(BaseOperator):
     def _record_chunk(
         self, folder: Any, state: dict[str, Any], tally: ChunkTally, number: int, try_number: int
     ) -> None:
+        if tally.delivered_keys and self.replay_from:
+            ledger = storage.ReplayLedger(self.replay_from)
+            # A unique name per replayed chunk: object stores cannot append, and runs must not overwrite.
+            ledger.record(tally.delivered_keys, f"{time.time_ns()}-try{try_number}-{number}")
         if tally.final_lines:
             path = folder / "parts" / f"try{try_number}-{number:06d}-rejected.jsonl"
             storage.write_lines(path, tally.final_lines)
