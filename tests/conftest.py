@@ -151,15 +151,18 @@ class DagHarness:
         return run_dag_file(path, dag_id, conf)
 
 
-def run_dag_file(path: Path, dag_id: str, conf: dict | None = None) -> DagRunResult:
+def load_dag(path: Path, dag_id: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"dagfile_{dag_id}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag = next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id)
-    return DagRunResult(dag.test(run_conf=conf))
+    return next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id)
+
+
+def run_dag_file(path: Path, dag_id: str, conf: dict | None = None) -> DagRunResult:
+    return DagRunResult(load_dag(path, dag_id).test(run_conf=conf))
 
 
 def use_dags_folder(monkeypatch, folder: Path) -> None:

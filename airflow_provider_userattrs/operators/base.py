@@ -68,6 +68,8 @@ class UserAttributesSyncOperator(BaseOperator):
         "parameters",
         "failure_path",
         "replay_from",
+        "max_failure_ratio",
+        "is_dry_run",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
@@ -81,8 +83,8 @@ class UserAttributesSyncOperator(BaseOperator):
         sql: str | None = None,
         sql_conn_id: str | None = None,
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
-        max_failure_ratio: float = 0.0,
-        dry_run: bool = False,
+        max_failure_ratio: float | str = 0.0,
+        dry_run: bool | str = False,
         failure_path: str | None = None,
         replay_from: str | None = None,
         checkpoint_every: int = 2000,
@@ -107,8 +109,8 @@ class UserAttributesSyncOperator(BaseOperator):
         self.fetch_size = fetch_size
         self.progress_interval = progress_interval
         self.hook_params = dict(hook_params or {})
-        if not 0.0 <= max_failure_ratio <= 1.0:
-            raise ValueError("max_failure_ratio must be between 0 and 1")
+        if not isinstance(max_failure_ratio, str):
+            _ratio(max_failure_ratio)  # a templated value is checked once rendered
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
 
@@ -149,6 +151,8 @@ class UserAttributesSyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         ti = context["ti"]
+        self.max_failure_ratio = _ratio(self.max_failure_ratio)
+        self.is_dry_run = _flag(self.is_dry_run)
         map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
         context["userattrs_chunk"] = self._chunk_label()
         try:
@@ -193,10 +197,10 @@ class UserAttributesSyncOperator(BaseOperator):
                 f"{report['retryable_users']} users failed transiently after the HTTP retries; the next try "
                 f"resends only them (failures: {report.get('failure_file')})"
             )
-        ratio = failed / total if total else 0.0
-        if ratio > self.max_failure_ratio:
+        ratio, limit = (failed / total if total else 0.0), _ratio(self.max_failure_ratio)
+        if ratio > limit:
             raise AirflowFailException(
-                f"{failed} of {total} users failed ({ratio:.2%} > max_failure_ratio {self.max_failure_ratio:.2%}); "
+                f"{failed} of {total} users failed ({ratio:.2%} > max_failure_ratio {limit:.2%}); "
                 f"every failure with its reason: {report.get('failure_file')}"
             )
 
@@ -390,6 +394,20 @@ class UserAttributesSyncOperator(BaseOperator):
             "failures_truncated": len(sample) > MAX_REPORTED_FAILURES,
             "failure_file": failure_file,
         }
+
+
+def _ratio(value: Any) -> float:
+    ratio = float(value)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"max_failure_ratio must be between 0 and 1, got {value!r}")
+    return ratio
+
+
+def _flag(value: Any) -> bool:
+    """A templated boolean arrives as text unless the DAG renders native objects."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
 
 def _batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

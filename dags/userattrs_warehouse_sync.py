@@ -1,0 +1,91 @@
+"""Daily warehouse-to-CRM sync: a segment of users and their attributes, pushed to any of the four vendors.
+
+The vendor connection and the segment are DAG params, so one DAG serves AltaTech, Fyno, DX and User.com.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_userattrs.demo.segments import SYNC_ATTRIBUTES
+from airflow_provider_userattrs.operators import UpdateUserAttributesOperator
+
+WAREHOUSE_CONN_ID = os.environ.get("USERATTRS_WAREHOUSE_CONN_ID", "userattrs_warehouse")
+VENDOR_CONNECTIONS = ["altatech_default", "fyno_default", "dx_default", "usercom_default"]
+
+with DAG(
+    dag_id="userattrs_warehouse_sync",
+    description="Sync user attributes from the warehouse to a vendor, in mapped chunks",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["userattrs", "reverse-etl", "example"],
+    default_args={
+        "owner": "data-platform",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "conn_id": Param(
+            "dx_default",
+            type="string",
+            enum=VENDOR_CONNECTIONS,
+            title="Vendor connection",
+            description="Where the attributes go; the connection's type picks the vendor.",
+        ),
+        "segment": Param(
+            "order_count > 0",
+            type="string",
+            minLength=1,
+            title="Segment (SQL condition)",
+            description="A WHERE condition on user_attributes, e.g. vip_level IN ('gold', 'platinum').",
+        ),
+        "chunk_size": Param(1000, type="integer", minimum=10, maximum=100000, title="Users per mapped task"),
+        "max_failure_ratio": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Tolerated share of rejected users",
+            description="Rejected rows are reported either way; the run fails above this share.",
+        ),
+    },
+    doc_md=__doc__
+    + """
+**Flow**: `plan_chunks` reads the segment's key ranges from the warehouse (no rows in XCom), one
+`push_chunk` per range streams its rows and sends them (each chunk retried on its own and resumed from
+its checkpoint), `summarize` reads every chunk's report and fails the run when it is not clean.
+""",
+) as dag:
+
+    @task
+    def plan_chunks(params=None) -> list[dict]:
+        from airflow_provider_userattrs.demo.segments import plan_chunks as plan
+
+        chunks = plan(WAREHOUSE_CONN_ID, params["conn_id"], int(params["chunk_size"]), params["segment"])
+        print(f"{len(chunks)} chunks of at most {params['chunk_size']} users")
+        return chunks
+
+    push = UpdateUserAttributesOperator.partial(
+        task_id="push_chunk",
+        conn_id="{{ params.conn_id }}",
+        sql_conn_id=WAREHOUSE_CONN_ID,
+        attributes=list(SYNC_ATTRIBUTES),
+        max_failure_ratio=1.0,  # judged over the whole run by summarize, not per chunk
+    ).expand_kwargs(plan_chunks())
+
+    @task(trigger_rule="all_done")
+    def summarize(params=None, ti=None) -> dict:
+        from airflow_provider_userattrs.demo.summary import judge_run
+
+        reports = ti.xcom_pull(task_ids="push_chunk", key="report") or []
+        return judge_run(reports, float(params["max_failure_ratio"]), print)
+
+    push >> summarize()

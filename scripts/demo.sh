@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The main job: sets everything up on a fresh machine and runs the warehouse sync for real.
+#   virtual environment + install, a project-local AIRFLOW_HOME with its metadata DB, the demo warehouse
+#   (SQLite), the vendor sandbox in the background; then `airflow dags test userattrs_warehouse_sync` once per
+#   vendor and `userattrs_mass_update` once, a summary, and everything it started is stopped.
+# Options (environment): DEMO_USERS (default 5000), DEMO_VENDORS (default "altatech fyno dx usercom").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+bash scripts/bootstrap.sh
+
+DEMO="$ROOT/.demo"
+mkdir -p "$DEMO"
+export AIRFLOW_HOME="$DEMO/airflow"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="[{\"name\": \"dags-folder\", \"classpath\": \"airflow.dag_processing.bundles.local.LocalDagBundle\", \"kwargs\": {\"path\": \"$ROOT/dags\", \"refresh_interval\": 0}}]"
+export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING}"
+export USERATTRS_FAILURE_PATH="file://$DEMO/failures"
+PY="$ROOT/.venv/bin/python"
+AIRFLOW="$ROOT/.venv/bin/airflow"
+
+echo "demo: Airflow metadata DB in $AIRFLOW_HOME"
+"$AIRFLOW" db migrate >"$DEMO/db-migrate.log" 2>&1 || { cat "$DEMO/db-migrate.log"; exit 1; }
+
+echo "demo: building the warehouse ($DEMO/warehouse.db, ${DEMO_USERS:-5000} users, ~2% dirty rows)"
+"$PY" -m airflow_provider_userattrs.demo.warehouse --target "$DEMO/warehouse.db" --users "${DEMO_USERS:-5000}" >"$DEMO/warehouse.json"
+
+rm -f "$DEMO/sandbox.port"
+"$PY" -m airflow_provider_userattrs.sandbox --port 0 --port-file "$DEMO/sandbox.port" >"$DEMO/sandbox.log" 2>&1 &
+SANDBOX_PID=$!
+trap 'kill $SANDBOX_PID 2>/dev/null || true; wait $SANDBOX_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$DEMO/sandbox.port" ] && break; sleep 0.1; done
+[ -s "$DEMO/sandbox.port" ] || { echo "demo: the sandbox did not start"; cat "$DEMO/sandbox.log"; exit 1; }
+SANDBOX="http://127.0.0.1:$(cat "$DEMO/sandbox.port")"
+echo "demo: vendor sandbox at $SANDBOX"
+
+for vendor in altatech fyno dx usercom; do
+  extra='{}'
+  [ "$vendor" = fyno ] && extra='{"workspace_id": "sandboxwsid"}'
+  export "AIRFLOW_CONN_$(echo "$vendor" | tr a-z A-Z)_DEFAULT={\"conn_type\": \"$vendor\", \"host\": \"$SANDBOX\", \"password\": \"sandbox-token\", \"extra\": $extra}"
+done
+export AIRFLOW_CONN_USERATTRS_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$DEMO/warehouse.db\"}"
+
+status=0
+for vendor in ${DEMO_VENDORS:-altatech fyno dx usercom}; do
+  echo "demo: airflow dags test userattrs_warehouse_sync -> ${vendor}_default"
+  if ! "$AIRFLOW" dags test userattrs_warehouse_sync -c "{\"conn_id\": \"${vendor}_default\"}" >"$DEMO/sync-$vendor.log" 2>&1; then
+    echo "demo: the $vendor sync failed; log: $DEMO/sync-$vendor.log"; status=1
+  fi
+  "$PY" -m airflow_provider_userattrs.demo.summary userattrs_warehouse_sync | tail -n +2
+done
+echo "demo: airflow dags test userattrs_mass_update -> usercom_default (churn_risk = 'high')"
+"$AIRFLOW" dags test userattrs_mass_update >"$DEMO/mass-update.log" 2>&1 || { echo "demo: mass update failed; log: $DEMO/mass-update.log"; status=1; }
+"$PY" -m airflow_provider_userattrs.demo.summary userattrs_mass_update | tail -n +2
+
+echo
+echo "demo: the sandbox received:"
+"$PY" - "$SANDBOX" <<'PYEOF'
+import sys
+from airflow_provider_userattrs.sandbox import SandboxClient
+stats = SandboxClient(sys.argv[1]).stats()
+print("  requests by vendor:", stats["requests"]["by_vendor"], " by status:", stats["requests"]["by_status"])
+print("  users stored per vendor:", stats["users"])
+PYEOF
+echo "demo: logs and failure files under $DEMO"
+exit $status
