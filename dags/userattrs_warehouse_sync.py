@@ -81,7 +81,7 @@ its checkpoint), `summarize` reads every chunk's report and fails the run when i
         max_failure_ratio=1.0,  # judged over the whole run by summarize, not per chunk
     ).expand_kwargs(plan_chunks())
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", retries=0)
     def summarize(params=None, ti=None) -> dict:
         from airflow_provider_userattrs.demo.summary import judge_run
 

@@ -18,8 +18,10 @@ class UncleanRunError(RuntimeError):
     """The run delivered less than it should have; the message says what and where the details are."""
 
 
-def combine(reports: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[str, Any]:
     """One report for a whole run from its chunk reports (a missing report is a chunk that never reported)."""
+    if isinstance(reports, dict):  # xcom_pull of a mapped task with a single chunk gives the value itself
+        reports = [reports]
     total = succeeded = failed = retryable = missing = 0
     failures: list[dict[str, Any]] = []
     files: list[str] = []
@@ -58,7 +60,9 @@ def _reason_kind(failure: dict[str, Any]) -> str:
 
 
 def judge_run(
-    reports: Iterable[dict[str, Any] | None], max_failure_ratio: float, echo: Callable[[str], Any] = print
+    reports: Iterable[dict[str, Any] | None] | dict[str, Any],
+    max_failure_ratio: float,
+    echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """Log a run's outcome and raise :class:`UncleanRunError` when it is not clean.
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from airflow_provider_userattrs.hooks.errors import TransientVendorError
 
@@ -85,6 +85,9 @@ class Urllib3Transport:
                 redirect=False,
                 preload_content=True,
             )
+        except NewConnectionError as exc:
+            # Checked first: urllib3 makes it a kind of ConnectTimeoutError, but a refused connection is no timeout.
+            raise TransientVendorError(f"{self.label} connection failed ({_cause(exc)})") from None
         except TimeoutError as exc:
             raise TransientVendorError(f"{self.label} did not answer in time ({type(exc).__name__})") from None
         except HTTPError as exc:
@@ -93,6 +96,12 @@ class Urllib3Transport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _cause(exc: Exception) -> str:
+    """The reason without the URL (which holds nothing secret, but makes reasons unique per user)."""
+    text = str(exc)
+    return text.split(": ", 1)[-1][:120] if ": " in text else type(exc).__name__
 
 
 def _proxy_for(url: str) -> str | None:

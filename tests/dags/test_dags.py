@@ -160,3 +160,11 @@ def test_readme_demo_command_from_a_fresh_clone(tmp_path):
     assert "users delivered" in output and "failures: file://" in output
     assert "user_not_found" in output  # the dirty rows show up with their reasons
     assert "users stored per vendor" in output
+
+
+def test_warehouse_sync_with_a_single_chunk(demo_env, monkeypatch, sandbox):
+    sqlite_warehouse(demo_env, monkeypatch, users=120)
+    conf = {"conn_id": "altatech_default", "chunk_size": 1000}
+    result = run_dag_file(DAGS / "userattrs_warehouse_sync.py", "userattrs_warehouse_sync", conf)
+    assert result.state == "success", result.tasks
+    assert result.xcom("summarize")["total"] == result.xcom("push_chunk", "report", map_index=0)["total"]
