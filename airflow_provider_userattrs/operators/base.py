@@ -21,6 +21,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.hooks.errors import ConnectionConfigError
+from airflow_provider_userattrs.operators import incremental as incremental_state
 from airflow_provider_userattrs.operators import sources, storage
 from airflow_provider_userattrs.operators.sources import Item
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult
@@ -41,6 +42,7 @@ def _fresh_state() -> dict[str, Any]:
         "replay": {"parts": [], "pos": 0},
         "retry_parts": [],
         "requests_sent": 0,
+        "skipped": 0,
     }
 
 
@@ -54,6 +56,8 @@ class ChunkTally:
     skipped: int = 0
     final_lines: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     retry_lines: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    state_updates: list[tuple[str, str, str | None]] = dataclasses.field(default_factory=list)
+    """Incremental sync: (user, attribute, value text) the vendor accepted, to write to the state."""
     delivered_keys: list[dict[str, Any]] | None = None
     """(user, attribute) pairs delivered, kept only when replaying a failure file (for its ledger)."""
 
@@ -70,6 +74,8 @@ class UserAttributesSyncOperator(BaseOperator):
         "replay_from",
         "max_failure_ratio",
         "is_dry_run",
+        "state_key",
+        "full_refresh",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
@@ -91,6 +97,11 @@ class UserAttributesSyncOperator(BaseOperator):
         fetch_size: int = 10_000,
         progress_interval: float = 30.0,
         hook_params: Mapping[str, Any] | None = None,
+        incremental: bool = False,
+        state_key: str | None = None,
+        full_refresh: bool | str = False,
+        remove_missing: bool = True,
+        state_table: str = incremental_state.STATE_TABLE,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
@@ -109,6 +120,13 @@ class UserAttributesSyncOperator(BaseOperator):
         self.fetch_size = fetch_size
         self.progress_interval = progress_interval
         self.hook_params = dict(hook_params or {})
+        self.incremental = incremental
+        self.state_key = state_key
+        self.full_refresh = full_refresh
+        self.remove_missing = remove_missing
+        self.state_table = state_table
+        self._state: Any = None
+        self._mapped_index: int | None = None
         if not isinstance(max_failure_ratio, str):
             _ratio(max_failure_ratio)  # a templated value is checked once rendered
         if checkpoint_every < 1:
@@ -132,6 +150,10 @@ class UserAttributesSyncOperator(BaseOperator):
         """How many users the source holds, when known without reading it (for the ETA)."""
         return None
 
+    def changed_items(self, state: Any, full_refresh: bool) -> Iterator[Item]:
+        """Incremental sync: the users whose values differ from the state (and those who left)."""
+        raise NotImplementedError(f"{type(self).__name__} has no incremental mode")
+
     def source_label(self) -> str:
         return f"sql on {self.sql_conn_id}" if self.sql else "records"
 
@@ -154,6 +176,7 @@ class UserAttributesSyncOperator(BaseOperator):
         self.max_failure_ratio = _ratio(self.max_failure_ratio)
         self.is_dry_run = _flag(self.is_dry_run)
         map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
+        self._mapped_index = map_index
         context["userattrs_chunk"] = self._chunk_label()
         try:
             hook = self.get_hook()
@@ -169,6 +192,8 @@ class UserAttributesSyncOperator(BaseOperator):
         try:
             if self.is_dry_run:
                 report.update(self._dry_run(hook, folder, try_number))
+            elif self.incremental and not self.replay_from:
+                report.update(self._incremental_sync(context, hook, folder, try_number, root))
             else:
                 report.update(self._sync(context, hook, folder, try_number))
         except VendorAuthError as exc:
@@ -302,7 +327,68 @@ class UserAttributesSyncOperator(BaseOperator):
             checkpoint.clear()  # a clean finish: a later manual re-run starts from scratch
         progress.finish()
         summary = self._summary(state["succeeded"], state["failed"] + pending, pending, sample, str(failure_file))
-        summary.update({"requests_sent": state["requests_sent"], "resumed": resumed, "try_number": try_number})
+        summary.update(
+            {
+                "requests_sent": state["requests_sent"],
+                "resumed": resumed,
+                "try_number": try_number,
+                "skipped_attributes": state.get("skipped", 0),
+            }
+        )
+        return summary
+
+    def _incremental_sync(
+        self, context: Any, hook: UserAttributesHook, folder: Any, try_number: int, root: str
+    ) -> dict[str, Any]:
+        """Send what changed since the last delivered values; the state itself is the checkpoint.
+
+        A retried try recomputes the difference: what an earlier try delivered is no longer different.
+        """
+        ti = context["ti"]
+        key = self.state_key or f"{ti.dag_id}.{ti.task_id}"
+        full_refresh = _flag(self.full_refresh)
+        if self.sql and isinstance(self, _SqlDiffable):
+            self._state = incremental_state.WarehouseState(str(self.sql_conn_id), key, self.state_table)
+            where = f"{self.state_table} in the warehouse ({self.sql_conn_id})"
+        else:
+            self._state = incremental_state.ObjectState(root, key)
+            where = str(self._state.path)
+        self.log.info("Incremental sync %r (state: %s)%s", key, where, ", full refresh" if full_refresh else "")
+        progress = _Progress(self.log, self.progress_interval, None, 0)
+        state = _fresh_state()
+        changed = removed = 0
+        number = itertools.count(1000 * (try_number - 1))
+        try:
+            for chunk in _batched(self.changed_items(self._state, full_refresh), self.checkpoint_every):
+                tally = self._send_chunk(hook, chunk, try_number)
+                self._record_chunk(folder, state, tally, next(number), try_number)
+                self._state.record(tally.state_updates)  # after delivery, never before
+                changed += sum(1 for item in chunk if not item.removal)
+                removed += sum(1 for item in chunk if item.removal)
+                progress.advance(len(chunk))
+        finally:
+            self._state.close()
+        pending = sum(int(p["uncounted"]) for p in state["retry_parts"])
+        parts = state["final_parts"] + [p["path"] for p in state["retry_parts"]]
+        failure_file = folder / f"failures-try{try_number}.jsonl"
+        storage.concatenate(failure_file, parts)
+        sample = (line for part in parts for line in storage.read_lines(part))
+        progress.finish()
+        summary = self._summary(state["succeeded"], state["failed"] + pending, pending, sample, str(failure_file))
+        summary.update(
+            {
+                "requests_sent": hook.requests_sent,
+                "try_number": try_number,
+                "skipped_attributes": state["skipped"],
+                "incremental": {
+                    "state_key": key,
+                    "state": where,
+                    "full_refresh": full_refresh,
+                    "changed_users": changed,
+                    "removed_users": removed,
+                },
+            }
+        )
         return summary
 
     def _record_chunk(
@@ -322,6 +408,7 @@ class UserAttributesSyncOperator(BaseOperator):
             state["retry_parts"].append({"path": str(path), "uncounted": tally.pending})
         state["succeeded"] += tally.succeeded
         state["failed"] += tally.failed
+        state["skipped"] = state.get("skipped", 0) + tally.skipped
 
     def _send_chunk(self, hook: UserAttributesHook, chunk: list[Item], try_number: int) -> ChunkTally:
         tally = ChunkTally(delivered_keys=[] if self.replay_from else None)
@@ -362,6 +449,12 @@ class UserAttributesSyncOperator(BaseOperator):
                 tally.pending += 1
             else:
                 tally.succeeded += 1
+        if item.state is not None and item.state_user is not None:
+            tally.state_updates.extend(
+                (item.state_user, r.attribute, item.state.get(r.attribute))
+                for r in result.results
+                if r.outcome in (Outcome.DELIVERED, Outcome.SKIPPED)
+            )
         if tally.delivered_keys is not None:
             tally.delivered_keys.extend(
                 {"user_id": r.user_id, "attribute": r.attribute} for r in result.results if not r.outcome.is_failure
@@ -414,6 +507,10 @@ def _batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
+
+
+class _SqlDiffable:
+    """Marks operators whose SQL source can be diffed in the warehouse."""
 
 
 class _Progress:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.operators import sources
@@ -45,6 +45,20 @@ class MassUpdateOperator(UserAttributesSyncOperator):
 
     def source_size(self) -> int | None:
         return len(self.user_ids) if isinstance(self.user_ids, list) else None
+
+    def changed_items(self, state: Any, full_refresh: bool) -> Iterator[Item]:
+        """Incremental: only users whose last delivered value of ``attribute`` differs; leavers get it removed.
+
+        The state is kept in object storage (one document per sync), whatever the source.
+        """
+        yield from state.changed_items(self._id_records(), "user_id", None, full_refresh)
+        if self.remove_missing and not (self._mapped_index is not None and self._mapped_index >= 0):
+            yield from state.leaver_items(self._id_records(), "user_id", start=1 << 40)
+
+    def _id_records(self) -> Iterator[dict[str, Any]]:
+        for raw in self._sql_rows() if self.sql else (self.user_ids or []):
+            user_id = next(iter(raw.values()), None) if isinstance(raw, Mapping) else raw
+            yield {"user_id": user_id, self.attribute: self.value}
 
     def source_label(self) -> str:
         return f"{self.attribute}={self.value!r} for {super().source_label()}"

@@ -24,6 +24,11 @@ class Item:
     counted: bool = False
     """Replayed work whose user was already counted as failed by an earlier try."""
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    state: Mapping[str, str | None] | None = None
+    """Incremental sync: the text each attribute's state takes once delivered (None: remove the row)."""
+    state_user: str | None = None
+    removal: bool = False
+    """A user who left the segment: its attributes are removed where the vendor can."""
 
 
 def stream_sql(

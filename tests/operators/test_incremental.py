@@ -1,0 +1,190 @@
+"""Incremental sync: only what changed since the last delivered values goes out, in a real Airflow run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+USERS = 200
+
+
+def make_segment(path, users: int = USERS) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE IF EXISTS segment")
+        conn.execute("CREATE TABLE segment (email TEXT PRIMARY KEY, tier TEXT, ltv REAL, region TEXT)")
+        conn.executemany(
+            "INSERT INTO segment VALUES (?, ?, ?, ?)",
+            [(f"i{i:04d}@example.com", f"t{i % 5}", i * 1.5, "EU" if i % 2 else "US") for i in range(users)],
+        )
+
+
+def execute(path, sql: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(sql)
+
+
+SYNC = """
+UpdateUserAttributesOperator(
+    task_id="push", conn_id="dx_default", user_id_field="email", sql_conn_id="wh", incremental=True,
+    sql="SELECT email, tier, ltv, region FROM segment", checkpoint_every=50, retries=1, retry_delay=timedelta(0),
+    full_refresh="{{ dag_run.conf.get('full_refresh', False) }}", state_key="crm-sync",
+)
+"""
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    path = tmp_path / "wh.db"
+    make_segment(path)
+    monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    return path
+
+
+def requests(sandbox) -> int:
+    return sandbox.stats()["requests"]["total"]
+
+
+def test_rerun_without_change_sends_nothing_and_one_percent_change_sends_only_those(dag_harness, sandbox, warehouse):
+    first = dag_harness.run("inc_a", SYNC)
+    assert first.xcom("push")["succeeded"] == USERS and requests(sandbox) == USERS
+    assert first.xcom("push")["incremental"]["changed_users"] == USERS
+
+    again = dag_harness.run("inc_a", SYNC)
+    assert again.state == "success" and again.xcom("push")["total"] == 0
+    assert requests(sandbox) == USERS  # not one request more
+
+    execute(warehouse, "UPDATE segment SET tier = 'vip' WHERE email IN ('i0007@example.com', 'i0042@example.com')")
+    changed = dag_harness.run("inc_a", SYNC)
+    report = changed.xcom("push")
+    assert report["succeeded"] == 2 and requests(sandbox) == USERS + 2
+    assert sandbox.state("dx")["i0007@example.com"] == {"tier": "vip", "ltv": "10.5", "region": "EU"}
+    # only the changed attribute went: the sandbox records the last request's path, not bodies, so check state
+    refreshed = dag_harness.run("inc_a", SYNC, conf={"full_refresh": True})
+    assert refreshed.xcom("push")["succeeded"] == USERS and requests(sandbox) == 2 * USERS + 2
+
+
+def test_null_removes_and_a_user_leaving_the_segment_is_unset(dag_harness, sandbox, warehouse):
+    dag_harness.run("inc_b", SYNC)
+    execute(warehouse, "UPDATE segment SET region = NULL WHERE email = 'i0003@example.com'")
+    execute(warehouse, "DELETE FROM segment WHERE email = 'i0004@example.com'")
+    result = dag_harness.run("inc_b", SYNC)
+    report = result.xcom("push")
+    assert report["incremental"]["changed_users"] == 1 and report["incremental"]["removed_users"] == 1
+    assert sandbox.state("dx")["i0003@example.com"] == {"tier": "t3", "ltv": "4.5"}
+    assert sandbox.state("dx")["i0004@example.com"] == {}  # DX null removes every synced attribute
+    with sqlite3.connect(warehouse) as conn:
+        assert conn.execute(
+            "SELECT COUNT(*) FROM userattrs_sync_state WHERE user_id = 'i0004@example.com'"
+        ).fetchone() == (0,)
+    assert dag_harness.run("inc_b", SYNC).xcom("push")["total"] == 0
+
+
+def test_a_failed_user_is_sent_again_next_run(dag_harness, sandbox, warehouse):
+    sandbox.register_unknown_users("dx", ["i0010@example.com"])
+    first = dag_harness.run(
+        "inc_c", SYNC.replace("checkpoint_every=50,", "checkpoint_every=50, max_failure_ratio=0.1,")
+    )
+    assert first.xcom("push")["failed"] == 1
+    sandbox.memory.unknown["dx"].clear()
+    before = requests(sandbox)
+    second = dag_harness.run("inc_c", SYNC)
+    assert second.xcom("push")["succeeded"] == 1 and requests(sandbox) == before + 1
+    assert "i0010@example.com" in sandbox.state("dx")
+
+
+def test_crash_between_delivery_and_state_write_resends_never_skips(dag_harness, sandbox, warehouse, monkeypatch):
+    from airflow_provider_userattrs.operators import incremental
+
+    original = incremental.WarehouseState.record
+    calls = {"n": 0}
+
+    def crash_once(self, updates):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second chunk was delivered, then the worker "died" before writing its state
+            raise RuntimeError("simulated crash between delivery and state write")
+        return original(self, updates)
+
+    monkeypatch.setattr(incremental.WarehouseState, "record", crash_once)
+    result = dag_harness.run("inc_d", SYNC)
+    assert result.state == "success" and result.tasks[("push", -1)][1] == 2  # failed once, retried
+    # the retry recomputed the difference: chunk 1 was settled, chunk 2 went again, nothing was skipped
+    assert requests(sandbox) == USERS + 50
+    assert len(sandbox.state("dx")) == USERS
+    assert dag_harness.run("inc_d2", SYNC.replace("crm-sync", "crm-sync")).xcom("push")["total"] == 0
+
+
+def test_records_source_keeps_state_in_object_storage(dag_harness, sandbox, tmp_path):
+    body = """
+    UpdateUserAttributesOperator(
+        task_id="push", conn_id="fyno_default", user_id_field="distinct_id", incremental=True,
+        records=[{"distinct_id": f"r{i}", "plan": "pro" if i < 3 else "free"} for i in range(10)],
+    )
+    """
+    dag_harness.run("inc_e", body)
+    assert requests(sandbox) == 1  # one Fyno batch
+    dag_harness.run("inc_e", body)
+    assert requests(sandbox) == 1
+    assert list((tmp_path / "failures" / "_state").glob("*.json"))
+
+
+def test_altatech_cannot_remove_so_a_leaver_is_reported_skipped(dag_harness, sandbox, tmp_path, monkeypatch):
+    path = tmp_path / "alta.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE s (user_id TEXT, tier TEXT)")
+        conn.executemany("INSERT INTO s VALUES (?, ?)", [("a1", "gold"), ("a2", "silver")])
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_WH", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    body = """
+    UpdateUserAttributesOperator(task_id="push", conn_id="altatech_default", sql_conn_id="alta_wh",
+                                 sql="SELECT user_id, tier FROM s", incremental=True)
+    """
+    dag_harness.run("inc_f", body)
+    execute(path, "DELETE FROM s WHERE user_id = 'a2'")
+    report = dag_harness.run("inc_f", body).xcom("push")
+    assert report["incremental"]["removed_users"] == 1 and report["skipped_attributes"] == 1
+    assert sandbox.state("altatech")["a2"] == {"tier": "silver"}  # AltaTech keeps it: nothing can remove it
+
+
+@pytest.mark.postgres
+def test_postgres_state_table_and_diff(dag_harness, sandbox, postgres_dsn, monkeypatch):
+    import psycopg2
+
+    with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS inc_segment; DROP TABLE IF EXISTS userattrs_sync_state_t")
+        cur.execute(
+            "CREATE TABLE inc_segment AS SELECT 'pg' || g || '@example.com' AS email, (g % 4)::text AS tier, "
+            "g * 0.5 AS ltv FROM generate_series(1, 300) g"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_PGWH", "postgres://postgres@127.0.0.1:5432/test")
+    body = """
+    UpdateUserAttributesOperator(task_id="push", conn_id="dx_default", user_id_field="email", sql_conn_id="pgwh",
+                                 sql="SELECT email, tier, ltv FROM inc_segment", incremental=True,
+                                 state_table="userattrs_sync_state_t")
+    """
+    try:
+        assert dag_harness.run("inc_pg", body).xcom("push")["succeeded"] == 300
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE inc_segment SET ltv = ltv + 1 WHERE email IN ('pg1@example.com', 'pg2@example.com')")
+        report = dag_harness.run("inc_pg", body).xcom("push")
+        assert report["succeeded"] == 2 and sandbox.stats()["requests"]["total"] == 302
+    finally:
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS inc_segment; DROP TABLE IF EXISTS userattrs_sync_state_t")
+
+
+def test_mass_update_incremental_sends_only_new_members_and_unsets_leavers(dag_harness, sandbox):
+    def body(ids):
+        return f"""
+        MassUpdateOperator(task_id="flag", conn_id="dx_default", attribute="churn", value="high", incremental=True,
+                           user_ids={ids!r})
+        """
+
+    dag_harness.run("inc_mass", body([f"m{i}@example.com" for i in range(5)]))
+    assert requests(sandbox) == 5
+    report = dag_harness.run("inc_mass", body([f"m{i}@example.com" for i in range(1, 7)])).xcom("flag")
+    assert report["incremental"]["changed_users"] == 2 and report["incremental"]["removed_users"] == 1
+    assert requests(sandbox) == 5 + 3
+    assert sandbox.state("dx")["m0@example.com"] == {} and sandbox.state("dx")["m6@example.com"] == {"churn": "high"}
