@@ -424,6 +424,12 @@ class UserAttributesHook(BaseHook):
             return self._interpret(call, response)
         except CallRejected as exc:
             if call.rebuild is not None and len(call.entries) > 1:
+                culprits = self._culprits(call, exc.body)
+                if culprits and len(culprits) < len(call.entries):
+                    # The vendor named the bad records: reject them, resend the rest at once.
+                    rest = [entry for entry in call.entries if entry not in culprits]
+                    rejected = Call(call.method, call.path, None, tuple(culprits))
+                    return self._all(rejected, Outcome.REJECTED, str(exc)) + self._run_call(call.rebuild(rest))
                 middle = len(call.entries) // 2
                 halves = (call.entries[:middle], call.entries[middle:])
                 return [item for half in halves for item in self._run_call(call.rebuild(half))]
@@ -555,7 +561,12 @@ class UserAttributesHook(BaseHook):
         return _snippet(str(body)) if body is not None else "no body"
 
     def _rejected(self, status: int, body: Any) -> CallRejected:
-        return CallRejected(f"{self.vendor_label} rejected the request (HTTP {status}): {self._error_message(body)}")
+        message = f"{self.vendor_label} rejected the request (HTTP {status}): {self._error_message(body)}"
+        return CallRejected(message, body=body)
+
+    def _culprits(self, call: Call, body: Any) -> list[Entry]:
+        """The entries a batch rejection names, when the vendor's answer says; else [] (and the core bisects)."""
+        return []
 
     def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
         raise NotImplementedError

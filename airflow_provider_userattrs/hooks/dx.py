@@ -69,7 +69,8 @@ class DXHook(UserAttributesHook):
         return Call("POST", "/users.attributes.update", {"email": "", "attributes": []}, ())
 
     def _check_auth(self, status: int, body: Any) -> None:
-        if isinstance(body, dict) and body.get("ok") is False and body.get("error") in AUTH_ERRORS:
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("ok") is False and isinstance(error, str) and error in AUTH_ERRORS:
             raise VendorAuthError(
                 f"DX refused the credentials of connection {self.conn_id!r} ({body['error']}); check the token "
                 "and its users:write scope"

@@ -37,6 +37,11 @@ class TransientVendorError(UserAttrsError):
 class CallRejected(UserAttrsError):
     """The vendor rejected a whole call permanently (4xx). A batch is split to isolate the bad records."""
 
+    def __init__(self, message: str, *, body: object = None) -> None:
+        super().__init__(message)
+        self.body = body
+        """The vendor's parsed answer, from which a vendor may tell which records were at fault."""
+
 
 class VendorResponseError(UserAttrsError):
     """The vendor answered something this client cannot read (HTML, truncated JSON, wrong shapes).

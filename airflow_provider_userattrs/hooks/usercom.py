@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_sche
 from airflow_provider_userattrs.results import AttributeResult
 
 MASS_UPDATE = "/users/mass_update_custom_attributes/"
+_ID_LIST = re.compile(r"\[([\d,\s]+)\]")
 
 
 def _user_id(raw: Any) -> int:
@@ -104,6 +106,15 @@ class UserComHook(UserAttributesHook):
                 parts.append(f"{key}: {text}")
             return " | ".join(parts)[:300]
         return super()._error_message(body)
+
+    def _culprits(self, call: Call, body: Any) -> list[Entry]:
+        # DRF answers an unknown id as {"ids": ["Users with ids [13, 37] do not exist."]}: drop those at once
+        # instead of bisecting a chunk of 1,000 ids (about 20 calls per bad id).
+        messages = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return []
+        named = {int(n) for m in messages for group in _ID_LIST.findall(str(m)) for n in group.split(",") if n.strip()}
+        return [entry for entry in call.entries if entry.user_id in named]
 
     def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
         if status >= 400:

@@ -46,7 +46,7 @@ bodies = st.one_of(
 
 
 @pytest.mark.parametrize("vendor", ["altatech", "fyno", "dx", "usercom"])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(status=st.sampled_from([200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500, 501]), body=bodies)
 def test_any_answer_becomes_outcomes_or_a_clear_error(make_hook, vendor, status, body):
     hook = make_hook(vendor, extra=EXTRA.get(vendor))
