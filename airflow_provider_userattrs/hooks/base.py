@@ -58,6 +58,15 @@ class Entry:
     values: Mapping[str, Any]
 
 
+@dataclass
+class _Window:
+    """Users planned together; their results are complete once every call of the window has answered."""
+
+    results: list[UserResult]
+    users: frozenset[UserId]
+    calls_left: int
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP request and the entries it carries.
@@ -310,7 +319,9 @@ class UserAttributesHook(BaseHook):
         settings = self.settings
         self.get_conn()
         max_pending = settings.concurrency * 2
-        pending: dict[Future[list[UserResult]], frozenset[UserId]] = {}
+        # Every call of every window is its own task: a window planned into many calls (User.com's per-user
+        # leftovers) keeps all threads busy instead of one.
+        pending: dict[Future[list[tuple[int, AttributeResult]]], _Window] = {}
         busy: dict[UserId, int] = {}
         executor = ThreadPoolExecutor(settings.concurrency, thread_name_prefix=f"userattrs-{self.vendor}")
         try:
@@ -318,12 +329,15 @@ class UserAttributesHook(BaseHook):
                 users = frozenset(e.user_id for e in entries)
                 while pending and (len(pending) >= max_pending or any(u in busy for u in users)):
                     yield from self._collect(pending, busy, block=True)
-                if not entries:
+                calls = self._plan(entries) if entries else []
+                if not calls:
                     yield from results
                     continue
+                window = _Window(results, users, len(calls))
                 for user in users:
                     busy[user] = busy.get(user, 0) + 1
-                pending[executor.submit(self._run_window, results, entries)] = users
+                for call in calls:
+                    pending[executor.submit(self._run_call, call)] = window
                 yield from self._collect(pending, busy, block=False)
             while pending:
                 yield from self._collect(pending, busy, block=True)
@@ -398,25 +412,27 @@ class UserAttributesHook(BaseHook):
 
     @staticmethod
     def _collect(
-        pending: dict[Future[list[UserResult]], frozenset[UserId]], busy: dict[UserId, int], *, block: bool
+        pending: dict[Future[list[tuple[int, AttributeResult]]], _Window],
+        busy: dict[UserId, int],
+        *,
+        block: bool,
     ) -> Iterator[UserResult]:
         if block:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         else:
             done = {f for f in pending if f.done()}
         for future in done:
-            users = pending.pop(future)
-            for user in users:
+            window = pending.pop(future)
+            for ref, outcome in future.result():
+                window.results[ref].results.append(outcome)
+            window.calls_left -= 1
+            if window.calls_left:
+                continue
+            for user in window.users:
                 busy[user] -= 1
                 if not busy[user]:
                     del busy[user]
-            yield from future.result()
-
-    def _run_window(self, results: list[UserResult], entries: list[Entry]) -> list[UserResult]:
-        for call in self._plan(entries):
-            for outcome in self._run_call(call):
-                results[outcome[0]].results.append(outcome[1])
-        return results
+            yield from window.results
 
     def _run_call(self, call: Call) -> list[tuple[int, AttributeResult]]:
         try:
