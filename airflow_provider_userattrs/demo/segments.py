@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_userattrs.demo.warehouse import USER_ATTRIBUTES_COLUMNS
+
 USER_ID_COLUMN = {"altatech": "user_id", "fyno": "fyno_distinct_id", "dx": "email", "usercom": "usercom_id"}
 """The warehouse column holding each vendor's user id."""
 
-SYNC_ATTRIBUTES = (
-    "lifetime_value",
-    "order_count",
-    "last_purchase_date",
-    "vip_level",
-    "products_ordered",
-    "churn_risk",
-    "country",
-    "full_name",
-)
+SYNC_ATTRIBUTES = tuple(c for c in USER_ATTRIBUTES_COLUMNS if c not in USER_ID_COLUMN.values())
+"""Every column of ``user_attributes`` that is not a vendor's user id."""
 
 
 def vendor_of(conn_id: str) -> str:
