@@ -122,10 +122,13 @@ class WarehouseState:
 
     def leaver_items(self, sql: str, user_id_field: str, start: int) -> Iterator[Item]:
         """Users with state whose rows left the segment: their attributes are removed where possible."""
-        uid = f"CAST(src.{_quote(user_id_field)} AS TEXT)"
+        # An anti-join, not NOT EXISTS: both databases hash or index it; a correlated subquery would scan
+        # the segment once per state row.
         query = (
-            f"SELECT s.user_id, s.attribute FROM {self.table} s WHERE s.state_key = {_literal(self.state_key)} "
-            f"AND NOT EXISTS (SELECT 1 FROM ({sql}) src WHERE {uid} = s.user_id) ORDER BY s.user_id, s.attribute"
+            f"SELECT s.user_id, s.attribute FROM {self.table} s LEFT JOIN "
+            f"(SELECT DISTINCT CAST(src.{_quote(user_id_field)} AS TEXT) AS uid FROM ({sql}) src) present "
+            f"ON present.uid = s.user_id WHERE s.state_key = {_literal(self.state_key)} AND present.uid IS NULL "
+            "ORDER BY s.user_id, s.attribute"
         )
         cursor = self.conn.cursor()
         cursor.execute(query)
