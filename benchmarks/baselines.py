@@ -255,9 +255,9 @@ def lean_capacity(base_url: str, threads: int = 8, seconds: float = 5.0) -> dict
     The client does nothing but send pre-encoded bodies and read the answers, so that what limits the rate is
     the sandbox (and the machine), not the client's own work.
     """
-    import urllib3
-
     from urllib.parse import urlsplit
+
+    import urllib3
 
     parts = urlsplit(base_url)
     pool = urllib3.HTTPConnectionPool(parts.hostname, parts.port, maxsize=threads, block=True, retries=False)

@@ -522,8 +522,9 @@ class UserAttributesHook(BaseHook):
                 retry_after=retry_after,
                 final=retry_after is not None and retry_after > policy.max_retry_wait,
             )
-        if reset_wait:
-            # The quota is spent: hold everybody until it resets rather than collect a 429 per thread.
+        if reset_wait and reset_wait > 1.0:
+            # The quota is spent: hold everybody until it resets rather than collect a 429 per thread. A wait
+            # within the header's one-second resolution says nothing a 429 would not say better.
             self.throttle.pause(min(reset_wait, policy.max_retry_wait))
         self.throttle.on_success()
         return response

@@ -106,12 +106,16 @@ class Throttle:
     """A fixed client-side cap (off by default: plan limits differ from customer to customer)."""
     min_rate: float = 0.2
     decrease_factor: float = 0.7
+    """Cut applied to the attempted pace when nothing was accepted in the last second."""
+    accepted_factor: float = 0.95
+    """Pace after a 429, as a share of what the vendor accepted in the last second (its real limit)."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _next_slot: float = field(default=0.0, init=False)
     _paused_until: float = field(default=0.0, init=False)
     _adaptive_rate: float | None = field(default=None, init=False)
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096), init=False, repr=False)
+    _accepted: deque[float] = field(default_factory=lambda: deque(maxlen=4096), init=False, repr=False)
     _last_decrease: float = field(default=float("-inf"), init=False)
     throttled_count: int = field(default=0, init=False)
 
@@ -146,15 +150,21 @@ class Throttle:
             # Many in-flight requests see the same 429 burst: cut the pace once per second, not once each.
             if now - self._last_decrease >= 1.0:
                 self._last_decrease = now
-                recent = float(max(1, sum(1 for t in self._recent if now - 1.0 <= t <= now)))
-                current = min(self.rate or recent, recent)
-                self._adaptive_rate = max(self.min_rate, current * self.decrease_factor)
+                accepted = sum(1 for t in self._accepted if now - 1.0 <= t <= now)
+                if accepted:
+                    # What the vendor let through in the last second is its limit, measured: pace just under it.
+                    target = accepted * self.accepted_factor
+                else:
+                    recent = float(max(1, sum(1 for t in self._recent if now - 1.0 <= t <= now)))
+                    target = min(self.rate or recent, recent) * self.decrease_factor
+                self._adaptive_rate = max(self.min_rate, target)
             if retry_after:
                 self._paused_until = max(self._paused_until, now + retry_after)
 
     def on_success(self) -> None:
         """Additive increase: about one more request per second, each second, until unthrottled."""
         with self._lock:
+            self._accepted.append(self.clock.monotonic())
             rate = self._adaptive_rate
             if rate is None:
                 return

@@ -70,22 +70,28 @@ class UserComHook(UserAttributesHook):
         return {"Accept": "*/*; version=2"}
 
     def _plan(self, entries: Sequence[Entry]) -> list[Call]:
-        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        """Fewest calls: one mass update per (attribute, value) shared by enough users, one call per other user.
+
+        A user who needs a call of its own anyway (a value nobody else has) takes all its values in it, so
+        shared values do not cost it a second call; that can shrink a group below the threshold, so the
+        grouping is repeated until it settles.
+        """
+        solo: set[int] = set()
+        while True:
+            groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+            for entry in entries:
+                if entry.ref not in solo:
+                    for name, value in entry.values.items():
+                        groups[_value_key(name, value)].append(Entry(entry.ref, entry.user_id, {name: value}))
+            small = {m.ref for members in groups.values() if len(members) < self.min_group_size for m in members}
+            if not small - solo:
+                break
+            solo |= small
+        calls = [self._mass_update(members) for members in groups.values()]
         for entry in entries:
-            for name, value in entry.values.items():
-                groups[_value_key(name, value)].append(Entry(entry.ref, entry.user_id, {name: value}))
-        calls: list[Call] = []
-        leftovers: dict[int, dict[str, Any]] = defaultdict(dict)
-        for members in groups.values():
-            if len(members) >= self.min_group_size:
-                calls.append(self._mass_update(members))
-            else:
-                for member in members:
-                    leftovers[member.ref].update(member.values)
-        by_ref = {entry.ref: entry for entry in entries}
-        for ref, values in leftovers.items():
-            entry = Entry(ref, by_ref[ref].user_id, values)
-            calls.append(Call("POST", f"/users/{entry.user_id}/set_multiple_attributes/", dict(values), (entry,)))
+            if entry.ref in solo:
+                path = f"/users/{entry.user_id}/set_multiple_attributes/"
+                calls.append(Call("POST", path, dict(entry.values), (entry,)))
         return calls
 
     def _mass_update(self, members: Sequence[Entry]) -> Call:

@@ -10,6 +10,7 @@ that only failed transiently is counted when its replay settles it.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -189,6 +190,11 @@ class UserAttributesSyncOperator(BaseOperator):
             folder = folder / "replay"
         try_number = int(getattr(ti, "try_number", 1) or 1)
         report: dict[str, Any] = {"vendor": vendor, "conn_id": self.conn_id, "dry_run": self.is_dry_run}
+        # Objects alive now (Airflow's imports, the DAG) are moved out of the collector's sight: a sync
+        # allocates a few containers per user, and each full collection would re-scan them (measured: half
+        # of the client's CPU on a 1M-id mass update).
+        gc.collect()
+        gc.freeze()
         try:
             if self.is_dry_run:
                 report.update(self._dry_run(hook, folder, try_number))
@@ -202,6 +208,7 @@ class UserAttributesSyncOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         finally:
             hook.close()
+            gc.unfreeze()
         self._push(ti, report, started)
         self._judge(report, ti)
         return report

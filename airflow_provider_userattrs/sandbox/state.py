@@ -257,7 +257,10 @@ class SandboxState:
             return {
                 "X-RateLimit-Limit": str(int(self.bucket.rate)),
                 "X-RateLimit-Remaining": str(self.bucket.remaining),
-                "X-RateLimit-Reset": str(math.ceil(time.time() + 1)),
+                # When the next request will be let in (Unix seconds, as AltaTech sends it).
+                "X-RateLimit-Reset": str(
+                    math.ceil(time.time() + (0 if self.bucket.remaining else 1 / self.bucket.rate))
+                ),
             }
 
     def record(self, vendor: str | None, method: str, path: str, status: int | str, authorized: bool) -> None:

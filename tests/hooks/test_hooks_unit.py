@@ -206,10 +206,12 @@ def test_usercom_groups_shared_values_into_mass_updates(fake, make_hook):
     results = list(hook.update_users(updates))
     assert all(r.ok for r in results) and len(results) == 3
     bodies = sorted((c.request.url, c.request.body) for c in fake.calls)
-    assert len(bodies) == 3  # vip=gold for 2 users, score=1 for 3 users, and user 3's own vip=silver
+    assert len(bodies) == 3  # vip=gold and score=1 for users 1 and 2; user 3's own call carries both its values
     mass = [json.loads(b) for u, b in bodies if u == USERCOM_MASS]
     assert {"ids": [1, 2], "attribute": "vip", "value": "gold"} in mass
-    assert {"ids": [1, 2, 3], "attribute": "score", "value": 1} in mass
+    assert {"ids": [1, 2], "attribute": "score", "value": 1} in mass
+    own = [json.loads(b) for u, b in bodies if u.endswith("/users/3/set_multiple_attributes/")]
+    assert own == [{"vip": "silver", "score": 1}]
     assert hook._auth_headers(TOKEN) == {"Authorization": f"Token {TOKEN}"}
 
 

@@ -82,6 +82,18 @@ def test_429_pauses_everybody_and_cuts_the_pace_then_recovers():
     assert throttle.rate > rate  # additive increase
 
 
+def test_429_after_accepted_requests_paces_just_under_what_the_vendor_accepted():
+    clock = Clock()
+    throttle = Throttle(clock=clock)
+    for _ in range(40):  # 40 requests accepted within the last second...
+        throttle.acquire()
+        throttle.on_success()
+    for _ in range(10):  # ...then 10 more sent and refused
+        throttle.acquire()
+    throttle.on_throttled(retry_after=None)
+    assert throttle.rate is not None and abs(throttle.rate - 38.0) < 1e-9  # 0.95 x 40, not 0.7 x 50
+
+
 def test_pause_holds_requests_until_reset():
     clock = Clock()
     throttle = Throttle(clock=clock)
