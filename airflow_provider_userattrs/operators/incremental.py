@@ -43,6 +43,7 @@ class WarehouseState:
         if not all(_IDENTIFIER.match(part) for part in table.split(".")):
             raise ValueError(f"state table {table!r} is not a plain (schema.)table name")
         self.hook: Any = BaseHook.get_connection(sql_conn_id).get_hook()
+        self.sql_conn_id = sql_conn_id
         self.state_key = state_key
         self.table = table
         self._conn: Any = None
@@ -96,6 +97,32 @@ class WarehouseState:
             )
         where = "" if full_refresh else "WHERE " + " OR ".join(f"({c})" for c in changed)
         return f"SELECT {', '.join(select)} FROM ({sql}) src {' '.join(joins)} {where} ORDER BY {uid}"
+
+    def stream_diff(self, diff_sql: str, parameters: Any, fetch_size: int) -> Iterator[dict[str, Any]]:
+        """Rows of the diff query, streamed.
+
+        SQLite lets no other connection write while a read is open: with a separate cursor streaming the diff,
+        the state writes after each chunk would wait forever (seen at 1M rows). There, the diff is
+        materialised in a temporary table of the state's own connection and read back from it.
+        """
+        if not type(self.conn).__module__.startswith("sqlite3"):
+            from airflow_provider_userattrs.operators.sources import stream_sql
+
+            yield from stream_sql(self.sql_conn_id, diff_sql, parameters, fetch_size)
+            return
+        cursor = self.conn.cursor()
+        cursor.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
+        create = f"CREATE TEMP TABLE userattrs_diff AS {diff_sql}"
+        cursor.execute(create, parameters) if parameters is not None else cursor.execute(create)
+        cursor.execute("SELECT * FROM temp.userattrs_diff ORDER BY rowid")
+        columns = [d[0] for d in cursor.description]
+        try:
+            while rows := cursor.fetchmany(fetch_size):
+                for row in rows:
+                    yield dict(zip(columns, row, strict=False))
+        finally:
+            cursor.close()
+            self.conn.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
 
     def changed_items(
         self,

@@ -81,7 +81,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator, _SqlDiffable):
                 names = list(self.attributes or [c for c in columns if c != self.user_id_field])
                 renames = {}
             diff = state.diff_sql(self.sql, self.user_id_field, names, full_refresh)
-            rows = sources.stream_sql(str(self.sql_conn_id), diff, self.parameters, self.fetch_size)
+            rows = state.stream_diff(diff, self.parameters, self.fetch_size)
             yield from state.changed_items(rows, self.user_id_field, names, renames, full_refresh)
             if removals:
                 yield from state.leaver_items(self.sql, self.user_id_field, start=1 << 40)

@@ -188,3 +188,12 @@ def test_mass_update_incremental_sends_only_new_members_and_unsets_leavers(dag_h
     assert report["incremental"]["changed_users"] == 2 and report["incremental"]["removed_users"] == 1
     assert requests(sandbox) == 5 + 3
     assert sandbox.state("dx")["m0@example.com"] == {} and sandbox.state("dx")["m6@example.com"] == {"churn": "high"}
+
+
+def test_sqlite_state_writes_while_the_diff_is_still_being_read(dag_harness, sandbox, warehouse):
+    # More rows than one fetch: the diff is still open when the first chunk's state is written. SQLite would
+    # block that write behind a reader on another connection (a hang at 1M rows before the fix).
+    body = SYNC.replace("checkpoint_every=50,", "checkpoint_every=10, fetch_size=25,")
+    first = dag_harness.run("inc_g", body)
+    assert first.state == "success" and first.xcom("push")["succeeded"] == USERS
+    assert dag_harness.run("inc_g", body).xcom("push")["total"] == 0
