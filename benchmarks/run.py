@@ -1178,19 +1178,18 @@ def scenario_rate_limit(sandbox: Sandbox, sizes: Sizes, report: Report) -> Secti
         section.bounds = (
             f"The limit itself: {RATE_LIMIT:.0f} requests/s, whatever the client. What the hook loses against it comes "
             f"from its pacing (`hooks/policy.py`, `Throttle`): each 429 ({f_int(throttled)} on DX here) pauses every "
-            "thread for the `Retry-After` the sandbox rounds up to a whole second, and cuts the pace to 70 % of the "
-            "recent rate, which then grows back by about one request/s each second (AIMD); with no client-side "
-            "`requests_per_second` it probes above the limit again and again. "
+            "thread for the `Retry-After` the sandbox rounds up to a whole second, and sets the pace to 95 % of what "
+            "the vendor accepted in the last second (its limit, measured), which then grows back by about one "
+            "request/s each second; with no client-side `requests_per_second` it probes above the limit now and then. "
             f"DX wall {f_sec(dx['seconds'])} s against {ideal:.1f} s for a perfect client. The naive loop finishes "
             "first because it gives up on every user the vendor throttles."
         )
         alta = dict(runs).get("altatech")
         if alta and "error" not in alta:
             section.bounds += (
-                f" AltaTech took {f_sec(alta['seconds'])} s: its answers also carry `X-RateLimit-Remaining`, and "
-                "whenever a 2xx says 0 (the bucket is empty, which is the normal state of a client running right "
-                "at the limit) the hook holds every thread until `X-RateLimit-Reset`, which the sandbox puts 1-2 s "
-                "ahead although its bucket gives a request back every 20 ms."
+                f" AltaTech took {f_sec(alta['seconds'])} s: its answers also carry `X-RateLimit-Remaining` and "
+                "`X-RateLimit-Reset`; the hook holds every thread until the reset only when it is more than a second "
+                "away (an hourly quota), since a nearer reset is within the header's one-second resolution."
             )
     return section
 
