@@ -90,7 +90,8 @@ def _extra_float(extra: Mapping[str, Any], key: str, default: float | None) -> f
     return float(value)
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
+    """A boolean from an extra or a rendered template, which may arrive as text ("false", "0", "yes")."""
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -126,8 +127,8 @@ class HookSettings:
             "max_retry_wait": float(extra.get("max_retry_wait", base.max_retry_wait)),
             "batch_size": int(extra.get("batch_size", base.batch_size)),
             "mass_update_chunk_size": int(extra.get("mass_update_chunk_size", base.mass_update_chunk_size)),
-            "verify_ssl": _truthy(extra.get("verify_ssl", True)),
-            "allow_insecure_http": _truthy(extra.get("allow_insecure_http", False)),
+            "verify_ssl": truthy(extra.get("verify_ssl", True)),
+            "allow_insecure_http": truthy(extra.get("allow_insecure_http", False)),
             "attribute_types": dict(extra.get("attribute_types") or {}),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -452,20 +453,19 @@ class UserAttributesHook(BaseHook):
                 if culprits and len(culprits) < len(call.entries):
                     # The vendor named the bad records: reject them, resend the rest at once.
                     rest = [entry for entry in call.entries if entry not in culprits]
-                    rejected = Call(call.method, call.path, None, tuple(culprits))
-                    return self._all(rejected, Outcome.REJECTED, str(exc)) + self._run_call(call.rebuild(rest))
+                    return self._all(culprits, Outcome.REJECTED, str(exc)) + self._run_call(call.rebuild(rest))
                 middle = len(call.entries) // 2
                 halves = (call.entries[:middle], call.entries[middle:])
                 return [item for half in halves for item in self._run_call(call.rebuild(half))]
-            return self._all(call, Outcome.REJECTED, str(exc))
+            return self._all(call.entries, Outcome.REJECTED, str(exc))
         except (TransientVendorError, VendorResponseError) as exc:
-            return self._all(call, Outcome.FAILED, str(exc))
+            return self._all(call.entries, Outcome.FAILED, str(exc))
 
     @staticmethod
-    def _all(call: Call, outcome: Outcome, reason: str) -> list[tuple[int, AttributeResult]]:
+    def _all(entries: Sequence[Entry], outcome: Outcome, reason: str) -> list[tuple[int, AttributeResult]]:
         return [
             (entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason))
-            for entry in call.entries
+            for entry in entries
             for name, value in entry.values.items()
         ]
 

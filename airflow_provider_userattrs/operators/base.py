@@ -20,7 +20,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
-from airflow_provider_userattrs.hooks.base import UserAttributesHook
+from airflow_provider_userattrs.hooks.base import UserAttributesHook, truthy
 from airflow_provider_userattrs.hooks.errors import ConnectionConfigError
 from airflow_provider_userattrs.operators import incremental as incremental_state
 from airflow_provider_userattrs.operators import sources, storage
@@ -80,6 +80,8 @@ class UserAttributesSyncOperator(BaseOperator):
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
+    diffs_sql_in_warehouse: ClassVar[bool] = False
+    """Whether an incremental sync of a SQL source is diffed by the warehouse (else in object storage)."""
     ui_color = "#dff0ea"
     ui_fgcolor = "#1b4332"
 
@@ -175,7 +177,7 @@ class UserAttributesSyncOperator(BaseOperator):
         started = time.monotonic()
         ti = context["ti"]
         self.max_failure_ratio = _ratio(self.max_failure_ratio)
-        self.is_dry_run = _flag(self.is_dry_run)
+        self.is_dry_run = truthy(self.is_dry_run)
         map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
         self._mapped_index = map_index
         context["userattrs_chunk"] = self._chunk_label()
@@ -245,7 +247,7 @@ class UserAttributesSyncOperator(BaseOperator):
     def _dry_run(self, hook: UserAttributesHook, folder: Any, try_number: int) -> dict[str, Any]:
         tally = ChunkTally()
         preview: list[dict[str, Any]] = []
-        for item in self._items(0, {"parts": [], "pos": 0}):
+        for item in self._items(0):
             if item.update is None:
                 self._settle(tally, item, None, try_number, hook.vendor)
                 continue
@@ -274,7 +276,7 @@ class UserAttributesSyncOperator(BaseOperator):
 
     # -- the real sync -------------------------------------------------------------------------------
 
-    def _items(self, offset: int, replay: Mapping[str, Any]) -> Iterator[Item]:
+    def _items(self, offset: int) -> Iterator[Item]:
         if self.replay_from:
             delivered = storage.ReplayLedger(self.replay_from).delivered()
             return sources.replay_items([self.replay_from], start=offset, exclude=delivered, keep_counted=False)
@@ -299,49 +301,30 @@ class UserAttributesSyncOperator(BaseOperator):
         state["retry_parts"] = []
         progress = _Progress(self.log, self.progress_interval, self.source_size(), state["offset"])
         chunk_number = itertools.count(len(state["final_parts"]) + 1000 * (try_number - 1))
-        sent_before = hook.requests_sent
 
         replay_parts = list(state["replay"]["parts"])
         if replay_parts:
             replayed = sources.replay_items(replay_parts, start=state["replay"]["pos"])
             for chunk in _batched(replayed, self.checkpoint_every):
-                tally = self._send_chunk(hook, chunk, try_number)
-                self._record_chunk(folder, state, tally, next(chunk_number), try_number)
+                self._run_chunk(hook, chunk, folder, state, next(chunk_number), try_number)
                 state["replay"]["pos"] += len(chunk)
                 resumed["replayed_users"] += len(chunk)
-                state["requests_sent"] += hook.requests_sent - sent_before
-                sent_before = hook.requests_sent
                 checkpoint.save(state)
                 progress.advance(len(chunk))
             state["replay"] = {"parts": [], "pos": 0}
             checkpoint.save(state)
 
-        for chunk in _batched(self._items(state["offset"], state["replay"]), self.checkpoint_every):
-            tally = self._send_chunk(hook, chunk, try_number)
-            self._record_chunk(folder, state, tally, next(chunk_number), try_number)
+        for chunk in _batched(self._items(state["offset"]), self.checkpoint_every):
+            self._run_chunk(hook, chunk, folder, state, next(chunk_number), try_number)
             state["offset"] += len(chunk)
-            state["requests_sent"] += hook.requests_sent - sent_before
-            sent_before = hook.requests_sent
             checkpoint.save(state)
             progress.advance(len(chunk))
 
-        pending = sum(int(p["uncounted"]) for p in state["retry_parts"])
-        parts = state["final_parts"] + [p["path"] for p in state["retry_parts"]]
-        failure_file = folder / "failures.jsonl"
-        storage.concatenate(failure_file, parts)
-        sample = list(itertools.islice((line for part in parts for line in storage.read_lines(part)), 101))
-        if not pending:
-            checkpoint.clear()  # a clean finish: a later manual re-run starts from scratch
         progress.finish()
-        summary = self._summary(state["succeeded"], state["failed"] + pending, pending, sample, str(failure_file))
-        summary.update(
-            {
-                "requests_sent": state["requests_sent"],
-                "resumed": resumed,
-                "try_number": try_number,
-                "skipped_attributes": state.get("skipped", 0),
-            }
-        )
+        summary = self._close_out(folder / "failures.jsonl", state, try_number)
+        if not summary["retryable_users"]:
+            checkpoint.clear()  # a clean finish: a later manual re-run starts from scratch
+        summary["resumed"] = resumed
         return summary
 
     def _incremental_sync(
@@ -353,8 +336,8 @@ class UserAttributesSyncOperator(BaseOperator):
         """
         ti = context["ti"]
         key = self.state_key or f"{ti.dag_id}.{ti.task_id}"
-        full_refresh = _flag(self.full_refresh)
-        if self.sql and isinstance(self, _SqlDiffable):
+        full_refresh = truthy(self.full_refresh)
+        if self.sql and self.diffs_sql_in_warehouse:
             self._state = incremental_state.WarehouseState(str(self.sql_conn_id), key, self.state_table)
             where = f"{self.state_table} in the warehouse ({self.sql_conn_id})"
         else:
@@ -367,26 +350,17 @@ class UserAttributesSyncOperator(BaseOperator):
         number = itertools.count(1000 * (try_number - 1))
         try:
             for chunk in _batched(self.changed_items(self._state, full_refresh), self.checkpoint_every):
-                tally = self._send_chunk(hook, chunk, try_number)
-                self._record_chunk(folder, state, tally, next(number), try_number)
+                tally = self._run_chunk(hook, chunk, folder, state, next(number), try_number)
                 self._state.record(tally.state_updates)  # after delivery, never before
                 changed += sum(1 for item in chunk if not item.removal)
                 removed += sum(1 for item in chunk if item.removal)
                 progress.advance(len(chunk))
         finally:
             self._state.close()
-        pending = sum(int(p["uncounted"]) for p in state["retry_parts"])
-        parts = state["final_parts"] + [p["path"] for p in state["retry_parts"]]
-        failure_file = folder / f"failures-try{try_number}.jsonl"
-        storage.concatenate(failure_file, parts)
-        sample = (line for part in parts for line in storage.read_lines(part))
         progress.finish()
-        summary = self._summary(state["succeeded"], state["failed"] + pending, pending, sample, str(failure_file))
+        summary = self._close_out(folder / f"failures-try{try_number}.jsonl", state, try_number)
         summary.update(
             {
-                "requests_sent": hook.requests_sent,
-                "try_number": try_number,
-                "skipped_attributes": state["skipped"],
                 "incremental": {
                     "state_key": key,
                     "state": where,
@@ -397,6 +371,38 @@ class UserAttributesSyncOperator(BaseOperator):
             }
         )
         return summary
+
+    def _close_out(self, failure_file: Any, state: dict[str, Any], try_number: int) -> dict[str, Any]:
+        """The report of a try: one failure file from the part files, counts, a sample of failures."""
+        pending = sum(int(p["uncounted"]) for p in state["retry_parts"])
+        parts = state["final_parts"] + [p["path"] for p in state["retry_parts"]]
+        storage.concatenate(failure_file, parts)
+        sample = (line for part in parts for line in storage.read_lines(part))
+        summary = self._summary(state["succeeded"], state["failed"] + pending, pending, sample, str(failure_file))
+        summary.update(
+            {
+                "requests_sent": state["requests_sent"],
+                "try_number": try_number,
+                "skipped_attributes": state.get("skipped", 0),
+            }
+        )
+        return summary
+
+    def _run_chunk(
+        self,
+        hook: UserAttributesHook,
+        chunk: list[Item],
+        folder: Any,
+        state: dict[str, Any],
+        number: int,
+        try_number: int,
+    ) -> ChunkTally:
+        """Send one chunk and record what it settled (failure parts, counts, requests) in ``state``."""
+        before = hook.requests_sent
+        tally = self._send_chunk(hook, chunk, try_number)
+        self._record_chunk(folder, state, tally, number, try_number)
+        state["requests_sent"] += hook.requests_sent - before
+        return tally
 
     def _record_chunk(
         self, folder: Any, state: dict[str, Any], tally: ChunkTally, number: int, try_number: int
@@ -503,21 +509,10 @@ def _ratio(value: Any) -> float:
     return ratio
 
 
-def _flag(value: Any) -> bool:
-    """A templated boolean arrives as text unless the DAG renders native objects."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
 def _batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
-
-
-class _SqlDiffable:
-    """Marks operators whose SQL source can be diffed in the warehouse."""
 
 
 class _Progress:

@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_userattrs.operators.sources import Item
+from airflow_provider_userattrs.operators.storage import write_text_atomically
 from airflow_provider_userattrs.results import UserUpdate
 
 STATE_TABLE = "userattrs_sync_state"
@@ -257,10 +258,7 @@ class ObjectState:
                     del self.values[user]
             else:
                 self.values.setdefault(user, {})[attribute] = text
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.parent / f"{self.path.name}.tmp"
-        temporary.write_text(json.dumps(self.values))
-        temporary.rename(self.path)
+        write_text_atomically(self.path, json.dumps(self.values))
 
     def close(self) -> None:
         pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_userattrs.operators import storage
@@ -23,7 +23,6 @@ class Item:
     problem: str | None = None
     counted: bool = False
     """Replayed work whose user was already counted as failed by an earlier try."""
-    attributes: Mapping[str, Any] = field(default_factory=dict)
     state: Mapping[str, str | None] | None = None
     """Incremental sync: the text each attribute's state takes once delivered (None: remove the row)."""
     state_user: str | None = None
@@ -95,17 +94,15 @@ def from_records(
             yield Item(position, None, f"record {position} has no field {user_id_field!r} (the user id)")
             continue
         user_id = record[user_id_field]
+        if user_id is None:
+            yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
+            continue
         if attributes is None:
             values = {k: v for k, v in record.items() if k != user_id_field}
         elif isinstance(attributes, Mapping):
             values = {attribute: record.get(column) for column, attribute in attributes.items()}
         else:
             values = {name: record.get(name) for name in attributes}
-        if user_id is None:
-            yield Item(
-                position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL", attributes=values
-            )
-            continue
         yield Item(position, UserUpdate(user_id, values))
 
 
@@ -114,7 +111,7 @@ def from_user_ids(user_ids: Iterable[Any], attribute: str, value: Any, start: in
         if isinstance(user_id, Mapping):  # a SQL row: its first column is the id
             user_id = next(iter(user_id.values()), None)
         if user_id is None:
-            yield Item(position, None, f"record {position}: the user id is NULL", attributes={attribute: value})
+            yield Item(position, None, f"record {position}: the user id is NULL")
             continue
         yield Item(position, UserUpdate(user_id, {attribute: value}))
 

@@ -47,6 +47,14 @@ def write_lines(path: ObjectStoragePath, lines: Iterable[dict[str, Any]]) -> int
     return count
 
 
+def write_text_atomically(path: ObjectStoragePath, text: str) -> None:
+    """Write beside, then rename: a reader sees the old document or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f"{path.name}.tmp"
+    temporary.write_text(text)
+    temporary.rename(path)
+
+
 def read_lines(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
     """Stream the lines of a JSON Lines file; a torn last line (a killed writer) is skipped."""
     source = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(path)
@@ -136,10 +144,7 @@ class ObjectStorageCheckpoint:
         return value if isinstance(value, dict) else None
 
     def save(self, state: dict[str, Any]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._path.parent / "checkpoint.json.tmp"
-        temporary.write_text(json.dumps(state))
-        temporary.rename(self._path)
+        write_text_atomically(self._path, json.dumps(state))
 
     def clear(self) -> None:
         if self._path.exists():

@@ -6,11 +6,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.operators import sources
-from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator, _SqlDiffable
+from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
 from airflow_provider_userattrs.operators.sources import Item
 
 
-class UpdateUserAttributesOperator(UserAttributesSyncOperator, _SqlDiffable):
+class UpdateUserAttributesOperator(UserAttributesSyncOperator):
     """Set each user's attributes at the vendor the connection ``conn_id`` points at.
 
     :param conn_id: an ``altatech``, ``fyno``, ``dx`` or ``usercom`` connection; its type picks the hook.
@@ -40,6 +40,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator, _SqlDiffable):
     """
 
     template_fields: Sequence[str] = (*UserAttributesSyncOperator.template_fields, "records", "user_id_field")
+    diffs_sql_in_warehouse = True
     template_fields_renderers = {**UserAttributesSyncOperator.template_fields_renderers, "records": "json"}
 
     def __init__(

@@ -19,6 +19,14 @@ from typing import Any
 VENDORS = ("altatech", "fyno", "dx", "usercom")
 
 
+def _refuse_unknown(cls: type, values: dict[str, Any], what: str) -> None:
+    """A typo in a fault name must fail loudly, not leave the fault silently off."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {what}: {sorted(unknown)}; known: {sorted(known)}")
+
+
 @dataclass
 class Faults:
     """Fault injection settings (all off by default).
@@ -52,10 +60,7 @@ class Faults:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Faults:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown fault settings: {sorted(unknown)}; known: {sorted(known)}")
+        _refuse_unknown(cls, values, "fault settings")
         data = dict(values)
         if "error_statuses" in data:
             data["error_statuses"] = tuple(int(s) for s in data["error_statuses"])
@@ -87,10 +92,7 @@ class Step:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Step:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown script step keys: {sorted(unknown)}; known: {sorted(known)}")
+        _refuse_unknown(cls, values, "script step keys")
         if values.get("retry_after") is not None:
             values = {**values, "retry_after": str(values["retry_after"])}
         return cls(**values)
