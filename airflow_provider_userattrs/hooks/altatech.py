@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
@@ -48,23 +47,13 @@ class AltaTechHook(UserAttributesHook):
     default_host = "https://altatech.ai"
     rules = RULES
 
-    def _plan(self, entries: Sequence[Entry]) -> list[Call]:
-        return [
-            Call(
-                "POST",
-                "/v1/property/update",
-                {
-                    "user_id": entry.user_id,
-                    "property_values": [{"property_name": k, "value": v} for k, v in entry.values.items()],
-                },
-                (entry,),
-            )
-            for entry in entries
-        ]
+    update_path = "/v1/property/update"
 
-    def _probe_call(self) -> Call:
-        # An empty update is refused as a parameter error (40000) once the key is accepted: nothing changes.
-        return Call("POST", "/v1/property/update", {"user_id": "", "property_values": []}, ())
+    def _user_body(self, entry: Entry) -> Any:
+        return {
+            "user_id": entry.user_id,
+            "property_values": [{"property_name": k, "value": v} for k, v in entry.values.items()],
+        }
 
     def _check_auth(self, status: int, body: Any) -> None:
         code = None

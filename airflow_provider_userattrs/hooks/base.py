@@ -157,8 +157,10 @@ def _snippet(text: str, limit: int = 120) -> str:
 class UserAttributesHook(BaseHook):
     """Base class of the four vendor hooks: one pooled session, retries, pacing, splitting, outcomes.
 
-    Subclasses provide data and small pure functions: :attr:`rules`, :meth:`_plan`,
-    :meth:`_auth_headers`, :meth:`_api_root`, :meth:`_parse` and :meth:`_probe_call`.
+    Subclasses provide data and small pure functions: :attr:`rules`, and either :attr:`update_path` with
+    :meth:`_user_body` (one call per user) or :meth:`_plan` and :meth:`_probe_call` (batches); then
+    :meth:`_parse`, and where the vendor needs them :meth:`_auth_headers`, :meth:`_api_root`,
+    :meth:`_check_auth` and :meth:`_culprits`.
     """
 
     conn_name_attr = "conn_id"
@@ -408,11 +410,20 @@ class UserAttributesHook(BaseHook):
         if results:
             yield results, entries
 
+    update_path: ClassVar[str] = ""
+    """Where a vendor with one call per user sends it (AltaTech, DX); batch vendors override ``_plan``."""
+
     def _plan(self, entries: Sequence[Entry]) -> list[Call]:
+        """The calls that carry ``entries``: by default one ``POST update_path`` per user."""
+        return [Call("POST", self.update_path, self._user_body(entry), (entry,)) for entry in entries]
+
+    def _user_body(self, entry: Entry) -> Any:
         raise NotImplementedError
 
     def _probe_call(self) -> Call:
-        raise NotImplementedError
+        """A call that changes nothing: an update of no user, refused as invalid once the credentials pass
+        (and as unauthorised otherwise), which is all the Test button needs to know."""
+        return Call("POST", self.update_path, self._user_body(Entry(0, "", {})), ())
 
     # -- execution -----------------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
@@ -50,23 +49,13 @@ class DXHook(UserAttributesHook):
     default_host = "https://api.getdx.com"
     rules = RULES
 
-    def _plan(self, entries: Sequence[Entry]) -> list[Call]:
-        return [
-            Call(
-                "POST",
-                "/users.attributes.update",
-                {
-                    "email": entry.user_id,
-                    "attributes": [{"name": k, "value": as_dx_value(v)} for k, v in entry.values.items()],
-                },
-                (entry,),
-            )
-            for entry in entries
-        ]
+    update_path = "/users.attributes.update"
 
-    def _probe_call(self) -> Call:
-        # No email: DX answers invalid_arguments once the token is accepted, not_authed/invalid_auth otherwise.
-        return Call("POST", "/users.attributes.update", {"email": "", "attributes": []}, ())
+    def _user_body(self, entry: Entry) -> Any:
+        return {
+            "email": entry.user_id,
+            "attributes": [{"name": k, "value": as_dx_value(v)} for k, v in entry.values.items()],
+        }
 
     def _check_auth(self, status: int, body: Any) -> None:
         error = body.get("error") if isinstance(body, dict) else None
