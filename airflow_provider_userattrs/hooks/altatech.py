@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
-from airflow_provider_userattrs.hooks.errors import VendorAuthError, VendorResponseError
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 

@@ -15,14 +15,15 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import tenacity
 from airflow.sdk import BaseHook
 
-from airflow_provider_userattrs.hooks.errors import (
+from airflow_provider_userattrs.config import HookSettings, parse_settings
+from airflow_provider_userattrs.errors import (
     CallRejected,
     ConnectionConfigError,
     TransientVendorError,
@@ -81,63 +82,6 @@ class Call:
     body: Any
     entries: tuple[Entry, ...]
     rebuild: Callable[[Sequence[Entry]], Call] | None = None
-
-
-def _extra_float(extra: Mapping[str, Any], key: str, default: float | None) -> float | None:
-    value = extra.get(key, default)
-    if value in (None, ""):
-        return None
-    return float(value)
-
-
-def truthy(value: Any) -> bool:
-    """A boolean from an extra or a rendered template, which may arrive as text ("false", "0", "yes")."""
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class HookSettings:
-    """Tuning read from the connection's extras (each can also be passed to the hook)."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    concurrency: int = 32
-    requests_per_second: float | None = None
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_wait: float = 300.0
-    batch_size: int = 100
-    mass_update_chunk_size: int = 1000
-    verify_ssl: bool = True
-    allow_insecure_http: bool = False
-    attribute_types: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any], **overrides: Any) -> HookSettings:
-        base = cls()
-        values: dict[str, Any] = {
-            "connect_timeout": _extra_float(extra, "connect_timeout", base.connect_timeout),
-            "read_timeout": _extra_float(extra, "read_timeout", base.read_timeout),
-            "concurrency": int(extra.get("concurrency", base.concurrency)),
-            "requests_per_second": _extra_float(extra, "requests_per_second", None),
-            "max_attempts": int(extra.get("max_attempts", base.max_attempts)),
-            "backoff_base": float(extra.get("backoff_base", base.backoff_base)),
-            "backoff_max": float(extra.get("backoff_max", base.backoff_max)),
-            "max_retry_wait": float(extra.get("max_retry_wait", base.max_retry_wait)),
-            "batch_size": int(extra.get("batch_size", base.batch_size)),
-            "mass_update_chunk_size": int(extra.get("mass_update_chunk_size", base.mass_update_chunk_size)),
-            "verify_ssl": truthy(extra.get("verify_ssl", True)),
-            "allow_insecure_http": truthy(extra.get("allow_insecure_http", False)),
-            "attribute_types": dict(extra.get("attribute_types") or {}),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        if settings.concurrency < 1 or settings.batch_size < 1 or settings.mass_update_chunk_size < 1:
-            raise ConnectionConfigError("concurrency, batch_size and mass_update_chunk_size must be at least 1")
-        if settings.max_attempts < 1:
-            raise ConnectionConfigError("max_attempts must be at least 1")
-        return settings
 
 
 def _is_loopback(host: str) -> bool:
@@ -207,10 +151,10 @@ class UserAttributesHook(BaseHook):
                     f"{self.vendor_label} connection {self.conn_id!r} has no API token: put it in the password field"
                 )
             self._mask(token)
-            extra = conn.extra_dejson or {}
-            settings = HookSettings.from_extra(extra, **self._setting_overrides)
+            where = f"{self.vendor_label} connection {self.conn_id!r}"
+            settings = parse_settings(conn.extra_dejson or {}, self._setting_overrides, where=where)
             base_url = self._base_url(conn.host, conn.port, conn.schema, settings)
-            self._config = (base_url + self._api_root(extra), settings, token)
+            self._config = (base_url + self._api_root(settings), settings, token)
         return self._config
 
     @staticmethod
@@ -249,7 +193,7 @@ class UserAttributesHook(BaseHook):
     def host_placeholder(cls) -> str:
         return cls.default_host or "https://api.example.com"
 
-    def _api_root(self, extra: Mapping[str, Any]) -> str:
+    def _api_root(self, settings: HookSettings) -> str:
         """Path under the host where this vendor's API lives."""
         return ""
 
@@ -262,6 +206,16 @@ class UserAttributesHook(BaseHook):
     @property
     def settings(self) -> HookSettings:
         return self._load()[1]
+
+    def check_config(self) -> HookSettings:
+        """Read and check the connection now, sending nothing.
+
+        Raises :class:`ConnectionConfigError` naming the connection, the field and what to put there: a
+        connection that can never work must fail a task at once, before any row is read.
+        """
+        settings = self.settings
+        self.validator  # noqa: B018 - builds the value rules of attribute_types
+        return settings
 
     def get_conn(self) -> Transport:
         """The pooled HTTP transport, created on first use (never at DAG parse time)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
-from airflow_provider_userattrs.hooks.errors import VendorAuthError, VendorResponseError
 from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_userattrs.config import HookSettings
+from airflow_provider_userattrs.errors import ConnectionConfigError, VendorAuthError
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
-from airflow_provider_userattrs.hooks.errors import ConnectionConfigError, VendorAuthError
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, string_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 
 MAX_STRING = 255
-VERSIONS = ("live", "test")
 
 RULES = VendorRules(
     vendor_label="Fyno",
@@ -56,14 +56,14 @@ class FynoHook(UserAttributesHook):
     rules = RULES
     window_setting = "batch_size"
 
-    def _api_root(self, extra: Mapping[str, Any]) -> str:
-        workspace = str(extra.get("workspace_id") or "").strip()
-        version = str(extra.get("version") or "live").strip()
+    def _api_root(self, settings: HookSettings) -> str:
+        workspace = (settings.workspace_id or "").strip()
         if not workspace:
-            raise ConnectionConfigError(f"Fyno connection {self.conn_id!r} needs the extra workspace_id")
-        if version not in VERSIONS:
-            raise ConnectionConfigError(f"Fyno connection {self.conn_id!r}: version must be 'live' or 'test'")
-        return f"/v1/{quote(workspace, safe='')}/{version}/profiles/properties"
+            raise ConnectionConfigError(
+                f"Fyno connection {self.conn_id!r} needs the extra workspace_id (the WSID from the API Keys page "
+                "of your Fyno account)"
+            )
+        return f"/v1/{quote(workspace, safe='')}/{settings.version}/profiles/properties"
 
     def _plan(self, entries: Sequence[Entry]) -> list[Call]:
         return [self._batch(entries)] if entries else []

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
-from airflow_provider_userattrs.hooks.errors import TransientVendorError
+from airflow_provider_userattrs.errors import TransientVendorError
 
 
 @dataclass(frozen=True)

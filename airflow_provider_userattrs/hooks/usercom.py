@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
 from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult
@@ -60,7 +61,7 @@ class UserComHook(UserAttributesHook):
     def host_placeholder(cls) -> str:
         return "https://<app_subdomain>.user.com"
 
-    def _api_root(self, extra: Mapping[str, Any]) -> str:
+    def _api_root(self, settings: HookSettings) -> str:
         return "/api/public"
 
     def _auth_headers(self, token: str) -> dict[str, str]:

@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_userattrs.config import truthy
+from airflow_provider_userattrs.errors import ConnectionConfigError
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
-from airflow_provider_userattrs.hooks.base import UserAttributesHook, truthy
-from airflow_provider_userattrs.hooks.errors import ConnectionConfigError
+from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.operators import incremental as incremental_state
 from airflow_provider_userattrs.operators import sources, storage
 from airflow_provider_userattrs.operators.sources import Item
@@ -183,6 +184,7 @@ class UserAttributesSyncOperator(BaseOperator):
         context["userattrs_chunk"] = self._chunk_label()
         try:
             hook = self.get_hook()
+            hook.check_config()  # a connection that can never work fails this try, not every retry
             vendor = hook.vendor
         except ConnectionConfigError as exc:
             raise AirflowFailException(str(exc)) from None
