@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
-from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import Call, Entry, Outcomes, UserAttributesHook
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 
@@ -39,9 +39,6 @@ class AltaTechHook(UserAttributesHook):
     A key belongs to one agent and user data is kept per agent: one connection is one user namespace.
     """
 
-    conn_type = "altatech"
-    hook_name = "AltaTech"
-    default_conn_name = "altatech_default"
     vendor = "altatech"
     vendor_label = "AltaTech"
     default_host = "https://altatech.ai"
@@ -56,26 +53,30 @@ class AltaTechHook(UserAttributesHook):
         }
 
     def _check_auth(self, status: int, body: Any) -> None:
-        code = None
-        if isinstance(body, dict):
-            error = body.get("error")
-            code = error.get("code") if isinstance(error, dict) else body.get("code")
-        if code == AUTH_FAILED:
+        if _error_code(body) == AUTH_FAILED:
             raise VendorAuthError(
                 f"AltaTech refused the credentials of connection {self.conn_id!r} (code 40127, authentication "
                 "failed); check the API key"
             )
         super()._check_auth(status, body)
 
-    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
-        if status >= 400:
+    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """Success is a 2xx with ``success_update``/``fail_update``. An error body (``{"code", "message"}`` or
+        ``{"error": {...}}``, vendor-notes: which status carries it is not published) is a rejection
+        whatever the status, except a 5xxxx code, which is about the service and retryable."""
+        code = _error_code(body)
+        if status >= 400 or code is not None:
+            if code is not None and 50000 <= code < 60000:
+                raise VendorResponseError(f"AltaTech answered error code {code}: {self._error_message(body)}")
             raise self._rejected(status, body)
+        if not 200 <= status < 300:
+            raise self._not_understood(status, body)
         if not isinstance(body, dict) or ("success_update" not in body and "fail_update" not in body):
             raise VendorResponseError(f"AltaTech answered HTTP {status} without success_update/fail_update")
         (entry,) = call.entries
         succeeded = {_property_name(item) for item in body.get("success_update") or []}
         failed = {_property_name(item) for item in body.get("fail_update") or []}
-        results: list[tuple[int, AttributeResult]] = []
+        results: Outcomes = []
         for name, value in entry.values.items():
             if name in failed:
                 outcome, reason = Outcome.REJECTED, "AltaTech refused this property (fail_update)"
@@ -85,3 +86,18 @@ class AltaTechHook(UserAttributesHook):
                 outcome, reason = Outcome.FAILED, "AltaTech's answer did not mention this property"
             results.append((entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason)))
         return results
+
+
+def _error_code(body: Any) -> int | None:
+    """The code of an AltaTech error body, in either of its two documented shapes (None: not an error)."""
+    if not isinstance(body, dict) or "success_update" in body or "fail_update" in body:
+        return None
+    error = body.get("error")
+    raw = error.get("code") if isinstance(error, dict) else body.get("code")
+    if isinstance(raw, bool):
+        return None
+    try:
+        code = int(raw) if raw is not None else None
+        return code or None  # a 0 is no error code
+    except (TypeError, ValueError):
+        return None

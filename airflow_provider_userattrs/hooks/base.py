@@ -11,15 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import queue
+import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import tenacity
 from airflow.sdk import BaseHook
 
 from airflow_provider_userattrs.config import HookSettings, parse_settings
@@ -30,14 +28,16 @@ from airflow_provider_userattrs.errors import (
     VendorAuthError,
     VendorResponseError,
 )
+from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
 from airflow_provider_userattrs.hooks.policy import (
     Clock,
-    RetryPolicy,
     SystemClock,
     Throttle,
     parse_retry_after,
     rate_limit_reset_wait,
 )
+from airflow_provider_userattrs.hooks.retry import RetryPolicy, send_with_retries
+from airflow_provider_userattrs.hooks.scheduler import CallScheduler, Window
 from airflow_provider_userattrs.hooks.transport import HttpResponse, Transport, Urllib3Transport
 from airflow_provider_userattrs.hooks.validation import Validator, VendorRules
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId, UserResult, UserUpdate
@@ -46,42 +46,36 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "airflow-provider-userattrs/0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One user's validated values inside a planning window.
-
-    ``ref`` is the user's position in the window, so that the same user twice stays two results.
-    """
-
-    ref: int
-    user_id: UserId
-    values: Mapping[str, Any]
-
-
-@dataclass
-class _Window:
-    """Users planned together; their results are complete once every call of the window has answered."""
-
-    results: list[UserResult]
-    users: frozenset[UserId]
-    calls_left: int
+RESULTS_PER_WINDOW_FACTOR = 4
+"""A window also closes once it holds this many times its size in results: users refused by the validator
+take no call but still occupy the window, and a segment of mostly invalid rows must not pile them up."""
+SPLIT_CALLS_PER_LEVEL = 8
+"""Budget of a rejected batch's splitting: this many calls per halving level (``ceil(log2(size))``), enough
+to isolate about four bad records; what is left unisolated is reported retryable, not guessed."""
 
 
 @dataclass(frozen=True)
-class Call:
-    """One HTTP request and the entries it carries.
+class Blame:
+    """What a vendor's refusal of a batch says about its records: these are at fault, for this reason."""
 
-    ``rebuild`` makes the same call for a subset of the entries; it is set on batch calls, which the core
-    splits in halves when the vendor rejects them as a whole.
-    """
-
-    method: str
-    path: str
-    body: Any
     entries: tuple[Entry, ...]
-    rebuild: Callable[[Sequence[Entry]], Call] | None = None
+    reason: str
+
+
+class SplitBudget:
+    """The extra calls a rejected batch may still cost while it is split (shared by all its parts)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = SPLIT_CALLS_PER_LEVEL * max(1, math.ceil(math.log2(max(size, 2))))
+        self.total = self.left
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -101,19 +95,38 @@ def _snippet(text: str, limit: int = 120) -> str:
 class UserAttributesHook(BaseHook):
     """Base class of the four vendor hooks: one pooled session, retries, pacing, splitting, outcomes.
 
+    A vendor states its identity once (:attr:`vendor`, the connection type, and :attr:`vendor_label`, the
+    name people read); Airflow's ``conn_type``, ``hook_name`` and ``default_conn_name`` are derived from it.
     Subclasses provide data and small pure functions: :attr:`rules`, and either :attr:`update_path` with
     :meth:`_user_body` (one call per user) or :meth:`_plan` and :meth:`_probe_call` (batches); then
     :meth:`_parse`, and where the vendor needs them :meth:`_auth_headers`, :meth:`_api_root`,
-    :meth:`_check_auth` and :meth:`_culprits`.
+    :meth:`_check_auth` and :meth:`_blame`.
+
+    :param conn_id: the Airflow connection (its type must match the hook's vendor).
+    :param clock: time as the policies see it (tests pass a fake one).
+    :param transport: the HTTP transport (tests pass a fake one); default a pooled urllib3 transport.
+    :param settings: overrides of the connection's tuning extras (see :class:`HookSettings`).
     """
 
     conn_name_attr = "conn_id"
     vendor: ClassVar[str] = ""
+    """The connection type, and the vendor's key in reports and the sandbox."""
     vendor_label: ClassVar[str] = ""
+    """The vendor's name as a person reads it."""
+    conn_type: ClassVar[str] = ""
+    hook_name: ClassVar[str] = ""
+    default_conn_name: ClassVar[str] = ""
     default_host: ClassVar[str | None] = None
     rules: ClassVar[VendorRules]
     window_setting: ClassVar[str | None] = None
     """Which setting bounds how many users are planned together (``None``: one user per window)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.vendor:
+            cls.conn_type = cls.vendor
+            cls.hook_name = cls.vendor_label
+            cls.default_conn_name = f"{cls.vendor}_default"
 
     def __init__(
         self,
@@ -133,8 +146,6 @@ class UserAttributesHook(BaseHook):
         self._validator: Validator | None = None
         self._sent_lock = threading.Lock()
         self._requests_sent = 0
-
-    default_conn_name: ClassVar[str] = ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
@@ -270,43 +281,16 @@ class UserAttributesHook(BaseHook):
     def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]:
         """Set attributes of many users, concurrently, streaming ``updates`` with bounded memory.
 
-        Yields exactly one :class:`UserResult` per input update, in completion order. A later update of a
-        user waits until an earlier one of the same user has been answered, so the last record wins.
-        Raises :class:`VendorAuthError` as soon as the vendor refuses the credentials.
+        :param updates: the users and their attributes; a ``(user_id, attributes)`` tuple works too.
+        :return: exactly one :class:`UserResult` per input update, in completion order, with ``ref`` handed
+            back. A later update of a user waits until an earlier one of the same user has been answered,
+            so the last record wins.
+        :raises VendorAuthError: as soon as the vendor refuses the credentials.
         """
         settings = self.settings
         self.get_conn()
-        max_pending = settings.concurrency * 2
-        # Every call of every window is its own task: a window planned into many calls (User.com's per-user
-        # leftovers) keeps all threads busy instead of one.
-        pending: dict[Future[list[tuple[int, AttributeResult]]], _Window] = {}
-        # Finished calls announce themselves here: no scan of every pending future after each window.
-        finished: queue.SimpleQueue[Future[list[tuple[int, AttributeResult]]]] = queue.SimpleQueue()
-        busy: dict[UserId, int] = {}
-        executor = ThreadPoolExecutor(settings.concurrency, thread_name_prefix=f"userattrs-{self.vendor}")
-        try:
-            for results, entries in self._windows(updates):
-                users = frozenset(e.user_id for e in entries)
-                while pending and (len(pending) >= max_pending or any(u in busy for u in users)):
-                    yield from self._collect(pending, finished, busy, block=True)
-                calls = self._plan(entries) if entries else []
-                if not calls:
-                    yield from results
-                    continue
-                window = _Window(results, users, len(calls))
-                for user in users:
-                    busy[user] = busy.get(user, 0) + 1
-                for call in calls:
-                    future = executor.submit(self._run_call, call)
-                    pending[future] = window
-                    future.add_done_callback(finished.put)
-                yield from self._collect(pending, finished, busy, block=False)
-            while pending:
-                yield from self._collect(pending, finished, busy, block=True)
-        finally:
-            for future in pending:
-                future.cancel()
-            executor.shutdown(wait=True, cancel_futures=True)
+        scheduler = CallScheduler(self._run_call, settings.concurrency, self.vendor)
+        yield from scheduler.run(self._planned(updates))
 
     def mass_update(self, attribute: str, value: Any, user_ids: Iterable[UserId]) -> Iterator[UserResult]:
         """Set one attribute to one value for many users (one :class:`UserResult` per input id).
@@ -358,11 +342,16 @@ class UserAttributesHook(BaseHook):
                 entries.append(Entry(len(results), sendable.user_id, sendable.attributes))
                 users.add(sendable.user_id)
             results.append(result)
-            if len(entries) >= size or len(results) >= size * 4:
+            if len(entries) >= size or len(results) >= size * RESULTS_PER_WINDOW_FACTOR:
                 yield results, entries
                 results, entries, users = [], [], set()
         if results:
             yield results, entries
+
+    def _planned(self, updates: Iterable[UserUpdate]) -> Iterator[Window]:
+        for results, entries in self._windows(updates):
+            calls = self._plan(entries) if entries else []
+            yield Window(results, frozenset(e.user_id for e in entries), calls)
 
     update_path: ClassVar[str] = ""
     """Where a vendor with one call per user sends it (AltaTech, DX); batch vendors override ``_plan``."""
@@ -381,101 +370,70 @@ class UserAttributesHook(BaseHook):
 
     # -- execution -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _collect(
-        pending: dict[Future[list[tuple[int, AttributeResult]]], _Window],
-        finished: queue.SimpleQueue[Future[list[tuple[int, AttributeResult]]]],
-        busy: dict[UserId, int],
-        *,
-        block: bool,
-    ) -> Iterator[UserResult]:
-        done = [finished.get()] if block else []
-        while True:
-            try:
-                done.append(finished.get_nowait())
-            except queue.Empty:
-                break
-        for future in done:
-            window = pending.pop(future)
-            for ref, outcome in future.result():
-                window.results[ref].results.append(outcome)
-            window.calls_left -= 1
-            if window.calls_left:
-                continue
-            for user in window.users:
-                busy[user] -= 1
-                if not busy[user]:
-                    del busy[user]
-            yield from window.results
-
-    def _run_call(self, call: Call) -> list[tuple[int, AttributeResult]]:
+    def _run_call(self, call: Call, budget: SplitBudget | None = None) -> Outcomes:
+        """Send one call and turn what happened into one outcome per entry and attribute."""
         try:
-            response = self._send(call)
-            return self._interpret(call, response)
+            return self._interpret(call, self._send(call))
         except CallRejected as exc:
-            if call.rebuild is not None and len(call.entries) > 1:
-                culprits = self._culprits(call, exc.body)
-                if culprits and len(culprits) < len(call.entries):
-                    # The vendor named the bad records: reject them, resend the rest at once.
-                    rest = [entry for entry in call.entries if entry not in culprits]
-                    return self._all(culprits, Outcome.REJECTED, str(exc)) + self._run_call(call.rebuild(rest))
-                middle = len(call.entries) // 2
-                halves = (call.entries[:middle], call.entries[middle:])
-                return [item for half in halves for item in self._run_call(call.rebuild(half))]
-            return self._all(call.entries, Outcome.REJECTED, str(exc))
+            return self._on_rejected(call, exc, budget or SplitBudget(len(call.entries)))
         except (TransientVendorError, VendorResponseError) as exc:
             return self._all(call.entries, Outcome.FAILED, str(exc))
 
+    def _on_rejected(self, call: Call, exc: CallRejected, budget: SplitBudget) -> Outcomes:
+        """A refused batch: reject whom the vendor blamed, split what it did not say, within a budget.
+
+        Splitting only helps where records differ: a refusal of what every record shares (User.com's
+        attribute or value) rejects the whole call at once (:meth:`_blame` says so).
+        """
+        if call.rebuild is None or len(call.entries) == 1:
+            return self._all(call.entries, Outcome.REJECTED, str(exc))
+        blame = self._blame(call, exc.body)
+        if blame is not None:
+            blamed = {entry.ref for entry in blame.entries}
+            rest = [entry for entry in call.entries if entry.ref not in blamed]
+            outcomes = self._all(blame.entries, Outcome.REJECTED, blame.reason)
+            return outcomes + (self._resend_part(call.rebuild(rest), exc, budget) if rest else [])
+        middle = len(call.entries) // 2
+        halves = (call.entries[:middle], call.entries[middle:])
+        return [item for half in halves for item in self._resend_part(call.rebuild(half), exc, budget)]
+
+    def _resend_part(self, part: Call, exc: CallRejected, budget: SplitBudget) -> Outcomes:
+        if not budget.take():
+            reason = (
+                f"{self.vendor_label} refused a batch holding this user ({exc}) and the {budget.total} calls "
+                "allowed to isolate the bad records ran out first; not sent, a replay sends it again"
+            )
+            return self._all(part.entries, Outcome.FAILED, reason)
+        return self._run_call(part, budget)
+
     @staticmethod
-    def _all(entries: Sequence[Entry], outcome: Outcome, reason: str) -> list[tuple[int, AttributeResult]]:
+    def _all(entries: Sequence[Entry], outcome: Outcome, reason: str) -> Outcomes:
         return [
             (entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason))
             for entry in entries
             for name, value in entry.values.items()
         ]
 
-    def _send(self, call: Call, attempts: int | None = None) -> HttpResponse:
-        """Send one call with retries on 429/502/503/504 and connection errors."""
-        base_url, settings, _ = self._load()
-        transport = self.get_conn()
-        policy = RetryPolicy(
+    def _retry_policy(self, attempts: int | None = None) -> RetryPolicy:
+        settings = self.settings
+        return RetryPolicy(
             max_attempts=attempts or settings.max_attempts,
             backoff_base=settings.backoff_base,
             backoff_max=settings.backoff_max,
             max_retry_wait=settings.max_retry_wait,
         )
+
+    def _send(self, call: Call, attempts: int | None = None) -> HttpResponse:
+        """Send one call, retrying 429/502/503/504 and connection errors (:mod:`.retry`)."""
+        base_url, settings, _ = self._load()
+        transport = self.get_conn()
+        policy = self._retry_policy(attempts)
         url = base_url + call.path
         timeout = (settings.connect_timeout, settings.read_timeout)
-
         body = json.dumps(call.body, allow_nan=False).encode()
-        # The first attempt goes straight out: most calls succeed, and tenacity's set-up per call was a
-        # measurable share of the client's CPU. Tenacity takes over from the first transient failure on.
-        try:
-            return self._attempt(transport, call.method, url, body, timeout, policy)
-        except TransientVendorError as exc:
-            if exc.final or policy.max_attempts == 1:
-                raise TransientVendorError(f"{exc} (gave up after 1 attempt)") from None
-            self.clock.sleep(policy.wait_before_retry(1, exc.retry_after))
-
-        def wait_for(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return policy.wait_before_retry(state.attempt_number + 1, getattr(exc, "retry_after", None))
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts - 1),
-            wait=wait_for,
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, TransientVendorError) and not e.final),
-            sleep=self.clock.sleep,
-            reraise=True,
+        return send_with_retries(
+            lambda: self._attempt(transport, call.method, url, body, timeout, policy), policy, self.clock
         )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._attempt(transport, call.method, url, body, timeout, policy)
-        except TransientVendorError as exc:
-            tries = retrying.statistics.get("attempt_number", 1) + 1
-            raise TransientVendorError(f"{exc} (gave up after {tries} attempts)") from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(
         self,
@@ -518,10 +476,23 @@ class UserAttributesHook(BaseHook):
     def _json(response: HttpResponse) -> Any:
         return response.json()
 
-    def _interpret(self, call: Call, response: HttpResponse) -> list[tuple[int, AttributeResult]]:
+    def _interpret(self, call: Call, response: HttpResponse) -> Outcomes:
+        """Outcomes from an answer; nothing is delivered unless the vendor's documented success says so.
+
+        Answers the vendor module does not recognise become a :class:`VendorResponseError` (reported
+        retryable, with a snippet of the body) where the vendor may be down or misrouted, and a
+        :class:`CallRejected` where it said no.
+        """
         status = response.status
         body = self._json(response)
         self._check_auth(status, body)
+        if 300 <= status < 400:
+            location = urlsplit(str(response.headers.get("Location") or "")).hostname
+            raise VendorResponseError(
+                f"{self.vendor_label} answered HTTP {status}, a redirect"
+                + (f" to {location}" if location else "")
+                + "; redirects are not followed (the token must not travel elsewhere): check the connection's host"
+            )
         if body is None and response.data and status < 500:
             message = f"{self.vendor_label} answered HTTP {status} with a body that is not JSON: " + repr(
                 _snippet(response.text)
@@ -541,6 +512,11 @@ class UserAttributesHook(BaseHook):
                 f"{self.vendor_label} answered HTTP {status} with an unexpected body "
                 f"({type(exc).__name__}): {_snippet(response.text)!r}"
             ) from None
+
+    def _not_understood(self, status: int, body: Any) -> VendorResponseError:
+        """An answer that is not the documented success: reported retryable, with what the vendor said."""
+        shown = _snippet(json.dumps(body, default=str)) if body is not None else "no body"
+        return VendorResponseError(f"{self.vendor_label} answered HTTP {status} with an answer not understood: {shown}")
 
     def _check_auth(self, status: int, body: Any) -> None:
         if status in (401, 403):
@@ -564,15 +540,16 @@ class UserAttributesHook(BaseHook):
         message = f"{self.vendor_label} rejected the request (HTTP {status}): {self._error_message(body)}"
         return CallRejected(message, body=body)
 
-    def _culprits(self, call: Call, body: Any) -> list[Entry]:
-        """The entries a batch rejection names, when the vendor's answer says; else [] (and the core bisects)."""
-        return []
+    def _blame(self, call: Call, body: Any) -> Blame | None:
+        """Which records of a refused batch the vendor's answer blames (None: it does not say; split)."""
+        return None
 
-    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """Outcomes of a call from a 2xx or 4xx answer whose body is JSON (or empty)."""
         raise NotImplementedError
 
     @staticmethod
-    def _delivered(entry: Entry, names: Iterable[str] | None = None) -> list[tuple[int, AttributeResult]]:
+    def _delivered(entry: Entry, names: Iterable[str] | None = None) -> Outcomes:
         chosen = entry.values if names is None else {n: entry.values[n] for n in names if n in entry.values}
         return [
             (entry.ref, AttributeResult(entry.user_id, name, Outcome.DELIVERED, value))

@@ -6,11 +6,26 @@ import json
 from typing import Any
 
 from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
-from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import Call, Entry, Outcomes, UserAttributesHook
 from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 
 AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope"})
+SERVICE_ERRORS = frozenset(
+    {
+        "internal_error",
+        "service_unavailable",
+        "fatal_error",
+        "request_timeout",
+        "timeout",
+        "ratelimited",
+        "rate_limited",
+    }
+)
+"""Codes about DX rather than the request: the seed warns that "other errors can be returned in the case where
+the service is down". Retryable; so is any code on a 5xx. Every other code is taken as about the request."""
+_NAME_KEYS = ("name", "attribute", "attribute_name", "key", "field")
+_REASON_KEYS = ("error", "reason", "message", "code")
 
 RULES = VendorRules(
     vendor_label="DX",
@@ -19,7 +34,7 @@ RULES = VendorRules(
         "format": "email",
         "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
         "maxLength": 320,
-        "x-reason": "is not an email address (DX identifies users by email)",
+        "x-reason": "not an email address (DX identifies users by email)",
     },
     value_schema=scalar_schema(65_535),
     coerce_user_id=lambda raw: raw if isinstance(raw, str) else _refuse(raw),
@@ -41,9 +56,6 @@ def as_dx_value(value: Any) -> str | None:
 class DXHook(UserAttributesHook):
     """Sets custom user attributes through DX's ``users.attributes.update`` (scope ``users:write``)."""
 
-    conn_type = "dx"
-    hook_name = "DX"
-    default_conn_name = "dx_default"
     vendor = "dx"
     vendor_label = "DX"
     default_host = "https://api.getdx.com"
@@ -66,23 +78,54 @@ class DXHook(UserAttributesHook):
             )
         super()._check_auth(status, body)
 
-    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """``ok`` decides. Per-attribute problems come in ``user.failures``, whose entry shape DX does not
+        publish: a name under any of :data:`_NAME_KEYS` or a bare string is attributed to that attribute;
+        an entry naming no attribute fails every attribute of the user (nothing unconfirmed is delivered)."""
         if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
             raise VendorResponseError(f"DX answered HTTP {status} without an ok field")
         if not body["ok"]:
+            error = body.get("error")
+            if error in SERVICE_ERRORS or status >= 500:
+                raise VendorResponseError(
+                    f"DX answered ok: false with {error!r}, an error of the service (HTTP {status})"
+                )
             raise self._rejected(status, body)
+        if not 200 <= status < 300:
+            raise self._not_understood(status, body)
         (entry,) = call.entries
-        user = body.get("user") or {}
-        failures = {
-            str(f.get("name")): str(f.get("error") or f.get("reason") or "refused")
-            for f in user.get("failures") or []
-            if isinstance(f, dict)
-        }
-        results: list[tuple[int, AttributeResult]] = []
+        user = body.get("user")
+        named, unattributed = _failures(user.get("failures") if isinstance(user, dict) else None)
+        results: Outcomes = []
         for name, value in entry.values.items():
-            if name in failures:
-                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, f"DX: {failures[name]}")
+            if name in named:
+                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, f"DX: {named[name]}")
+            elif unattributed:
+                reason = f"DX reported a failure naming no attribute: {unattributed}"
+                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, reason)
             else:
                 result = AttributeResult(entry.user_id, name, Outcome.DELIVERED, value)
             results.append((entry.ref, result))
         return results
+
+
+def _first_text(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def _failures(failures: Any) -> tuple[dict[str, str], str]:
+    """Attribute -> reason for the failures DX attributed, and a snippet of those it did not."""
+    named: dict[str, str] = {}
+    unattributed: list[Any] = []
+    for item in failures if isinstance(failures, list) else ([failures] if failures else []):
+        if isinstance(item, str) and item:
+            named[item] = "refused"
+        elif isinstance(item, dict) and (name := _first_text(item, _NAME_KEYS)):
+            named[name] = _first_text(item, _REASON_KEYS) or "refused"
+        else:
+            unattributed.append(item)
+    return named, json.dumps(unattributed, default=str)[:120] if unattributed else ""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.errors import ConnectionConfigError, VendorAuthError
-from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import Call, Entry, Outcomes, UserAttributesHook
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, string_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 
@@ -26,6 +27,7 @@ RULES = VendorRules(
     },
     coerce_user_id=lambda raw: raw if isinstance(raw, str) else str(raw) if type(raw) is int else _refuse(raw),
     nulls_are_sent=True,
+    types_dates=True,  # a new property takes the type of its value; dates must be ISO 8601 (seeds 001/003)
 )
 
 
@@ -47,9 +49,6 @@ def batch_item(entry: Entry) -> dict[str, Any]:
 class FynoHook(UserAttributesHook):
     """Sets user profile properties of a Fyno workspace (extras ``workspace_id`` and ``version``)."""
 
-    conn_type = "fyno"
-    hook_name = "Fyno"
-    default_conn_name = "fyno_default"
     vendor = "fyno"
     vendor_label = "Fyno"
     default_host = "https://api.fyno.io"
@@ -83,20 +82,57 @@ class FynoHook(UserAttributesHook):
             )
         super()._check_auth(status, body)
 
-    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """The documented success is 202 with a ``request_id`` (accepted, processed later). Fyno documents a
+        per-item status in a batch answer but not its shape: a list under ``results``, ``batch``, ``items``
+        or ``statuses``, one per user, is read where its items are recognisable; an item that is not is a
+        retryable failure (never counted delivered), and so is a user the list has no item for; no list at
+        all means the 202 covers every user."""
         if status >= 400:
             raise self._rejected(status, body)
-        statuses = body.get("results") if isinstance(body, dict) else None
-        results: list[tuple[int, AttributeResult]] = []
+        if not 200 <= status < 300 or not isinstance(body, dict) or str(body.get("status", "")).lower() == "error":
+            raise self._not_understood(status, body)
+        items = next((body[k] for k in _ITEM_KEYS if isinstance(body.get(k), list)), None)
+        results: Outcomes = []
         for index, entry in enumerate(call.entries):
-            item = statuses[index] if isinstance(statuses, list) and index < len(statuses) else None
-            if isinstance(item, dict) and str(item.get("status", "ok")).lower() not in ("ok", "success", "accepted"):
-                reason = f"Fyno refused this user: {item.get('_message') or item.get('message') or item.get('status')}"
-                results.extend(
-                    (entry.ref, AttributeResult(entry.user_id, name, Outcome.REJECTED, value, reason))
-                    for name, value in entry.values.items()
-                )
-            else:
-                # 202: accepted, processed asynchronously. That is delivery as far as Fyno's API can tell.
+            item = items[index] if items is not None and index < len(items) else None
+            verdict = _ACCEPTED if items is None else _item_verdict(item)
+            if verdict is _ACCEPTED:
                 results.extend(self._delivered(entry))
+                continue
+            outcome = Outcome.FAILED if verdict is _UNKNOWN else Outcome.REJECTED
+            shown = json.dumps(item, default=str)[:120]
+            reason = (
+                f"Fyno's answer for this user was not understood: {shown}"
+                if verdict is _UNKNOWN
+                else f"Fyno refused this user: {verdict}"
+            )
+            results.extend(
+                (entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason))
+                for name, value in entry.values.items()
+            )
         return results
+
+
+_ITEM_KEYS = ("results", "batch", "items", "statuses")
+_ACCEPTED = "accepted"
+_UNKNOWN = "unknown"
+_OK_WORDS = frozenset({"ok", "success", "succeeded", "accepted", "queued", "processed"})
+_ERROR_WORDS = frozenset({"error", "failed", "failure", "rejected", "invalid"})
+
+
+def _item_verdict(item: Any) -> str:
+    """``_ACCEPTED``, ``_UNKNOWN``, or the reason Fyno gave for refusing one batch item."""
+    if isinstance(item, str):
+        word = item.lower()
+        return _ACCEPTED if word in _OK_WORDS else (item if word in _ERROR_WORDS else _UNKNOWN)
+    if not isinstance(item, dict):
+        return _UNKNOWN
+    message = next((str(item[k]) for k in ("_message", "message", "error", "reason") if item.get(k)), None)
+    success = item.get("success")
+    status = str(item.get("status", "")).lower()
+    if success is True or status in _OK_WORDS:
+        return _ACCEPTED
+    if success is False or status in _ERROR_WORDS or (message and not status):
+        return message or status or "refused"
+    return _UNKNOWN

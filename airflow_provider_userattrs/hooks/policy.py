@@ -1,9 +1,7 @@
-"""Retry and rate-limit policy, kept apart from HTTP so it can be tested with a fake clock.
+"""Pacing: when the next request may go, kept apart from HTTP so it can be tested with a fake clock.
 
-Two ideas, after slack_sdk's retry handlers:
+How long one request waits before its next attempt is :mod:`.retry`'s (``RetryPolicy`` is re-exported here).
 
-* :class:`RetryPolicy` decides how long to wait before the next attempt of one request (exponential
-  backoff with full jitter, never less than what the vendor asked for in ``Retry-After``).
 * :class:`Throttle` is shared by all threads of a hook. It paces requests when a client-side rate is set,
   and it listens to the vendor's signals (429, ``Retry-After``, ``X-RateLimit-Remaining``/``Reset``): a
   pause asked for by one response holds every thread, and the pace is cut on each 429 and grows back
@@ -13,35 +11,13 @@ Two ideas, after slack_sdk's retry handlers:
 from __future__ import annotations
 
 import email.utils
-import random
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-
-class Clock(Protocol):
-    """Time as the policies see it; tests pass a fake one so that no test sleeps."""
-
-    def monotonic(self) -> float: ...
-
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
+from airflow_provider_userattrs.hooks.retry import RetryPolicy
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -76,25 +52,6 @@ def rate_limit_reset_wait(headers: Mapping[str, str], now: float) -> float | Non
         return None
     # Some APIs send a delta in seconds rather than a Unix time: anything below ~1 year is a delta.
     return max(0.0, reset_at - now) if reset_at > 31_536_000 else max(0.0, reset_at)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry one request."""
-
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_wait: float = 300.0
-    """A vendor asking for a longer wait than this makes the request fail (retryable later) instead."""
-
-    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Full-jitter exponential backoff for the given attempt number (1 = first retry)."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return (rng or random).uniform(ceiling / 2, ceiling)
-
-    def wait_before_retry(self, attempt: int, retry_after: float | None, rng: random.Random | None = None) -> float:
-        return max(self.backoff(attempt, rng), retry_after or 0.0)
 
 
 @dataclass
@@ -170,3 +127,5 @@ class Throttle:
                 return
             rate += 1.0 / rate
             self._adaptive_rate = None if rate > 10_000 else rate
+
+__all__ = ["Clock", "RetryPolicy", "SystemClock", "Throttle", "parse_retry_after", "rate_limit_reset_wait"]

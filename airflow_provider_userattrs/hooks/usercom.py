@@ -9,12 +9,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_userattrs.config import HookSettings
-from airflow_provider_userattrs.hooks.base import Call, Entry, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import Blame, Call, Entry, Outcomes, UserAttributesHook
 from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
-from airflow_provider_userattrs.results import AttributeResult
 
 MASS_UPDATE = "/users/mass_update_custom_attributes/"
 _ID_LIST = re.compile(r"\[([\d,\s]+)\]")
+_PK = re.compile(r"pk\s*\"?(\d+)\"?")
+"""Ids named in an ``ids`` refusal: a bracketed list (``[13, 37]``) or DRF's ``Invalid pk "7"``."""
+
+
+def _named_ids(messages: Any) -> set[int]:
+    text = " ".join(map(str, messages)) if isinstance(messages, list) else str(messages or "")
+    listed = [n for group in _ID_LIST.findall(text) for n in group.split(",") if n.strip()]
+    return {int(n) for n in listed + _PK.findall(text)}
 
 
 def _user_id(raw: Any) -> int:
@@ -31,7 +38,7 @@ def _user_id(raw: Any) -> int:
 
 RULES = VendorRules(
     vendor_label="User.com",
-    user_id_schema={"type": "integer", "minimum": 1, "x-reason": "is not a positive integer id"},
+    user_id_schema={"type": "integer", "minimum": 1, "x-reason": "not a positive integer (User.com ids are integers)"},
     value_schema=scalar_schema(65_535),
     coerce_user_id=_user_id,
     nulls_are_sent=True,
@@ -46,9 +53,6 @@ def _value_key(name: str, value: Any) -> tuple[str, str]:
 class UserComHook(UserAttributesHook):
     """Sets custom attributes of a User.com app (host ``https://<app>.user.com``, ``Token`` auth)."""
 
-    conn_type = "usercom"
-    hook_name = "User.com"
-    default_conn_name = "usercom_default"
     vendor = "usercom"
     vendor_label = "User.com"
     default_host = None
@@ -114,16 +118,31 @@ class UserComHook(UserAttributesHook):
             return " | ".join(parts)[:300]
         return super()._error_message(body)
 
-    def _culprits(self, call: Call, body: Any) -> list[Entry]:
-        # DRF answers an unknown id as {"ids": ["Users with ids [13, 37] do not exist."]}: drop those at once
-        # instead of bisecting a chunk of 1,000 ids (about 20 calls per bad id).
-        messages = body.get("ids") if isinstance(body, dict) else None
-        if not isinstance(messages, list):
-            return []
-        named = {int(n) for m in messages for group in _ID_LIST.findall(str(m)) for n in group.split(",") if n.strip()}
-        return [entry for entry in call.entries if entry.user_id in named]
+    def _blame(self, call: Call, body: Any) -> Blame | None:
+        """What a refused mass update blames: its ids, or what every id of the call shares.
 
-    def _parse(self, call: Call, status: int, body: Any) -> list[tuple[int, AttributeResult]]:
+        User.com answers in Django REST framework's shape, ``{"field": ["message", ...]}``. A refusal that
+        names anything but ``ids`` (the attribute, the value, the whole request) holds for every id of the
+        call, so splitting cannot help: the chunk is rejected after one call. Unknown ids are named in the
+        ``ids`` messages (the wording is not published: ids are read from any bracketed list or ``pk "7"``);
+        those are dropped at once and the rest resent. An ``ids`` refusal naming no id: split.
+        """
+        if not isinstance(body, dict) or not body:
+            return None
+        if set(body) - {"ids"}:
+            return Blame(call.entries, f"User.com rejected the request for every user: {self._error_message(body)}")
+        named = _named_ids(body.get("ids"))
+        blamed = tuple(entry for entry in call.entries if entry.user_id in named)
+        return Blame(blamed, "User.com: no user with this id in the app") if blamed else None
+
+    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """A 2xx is success: the seed shows no answer body (the sibling mass update of standard attributes
+        answers ``{"status": "ok"}``), so any JSON object or an empty body is accepted, unless it says
+        ``status`` is something else than ok."""
         if status >= 400:
             raise self._rejected(status, body)
+        if not 200 <= status < 300 or not (body is None or isinstance(body, dict)):
+            raise self._not_understood(status, body)
+        if isinstance(body, dict) and str(body.get("status", "ok")).lower() != "ok":
+            raise self._not_understood(status, body)
         return [item for entry in call.entries for item in self._delivered(entry)]

@@ -24,13 +24,14 @@ def test_rate_limit_reset_only_when_quota_is_spent():
     assert rate_limit_reset_wait({}, now) is None
 
 
-def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after():
+def test_backoff_grows_exponentially_with_full_jitter_and_respects_retry_after():
     policy = RetryPolicy(backoff_base=1.0, backoff_max=8.0)
     rng = random.Random(1)
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
-        waits = [policy.backoff(attempt, rng) for _ in range(50)]
-        assert all(ceiling / 2 <= w <= ceiling for w in waits)
-        assert len(set(waits)) > 1  # jittered
+        waits = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert all(0.0 <= w <= ceiling for w in waits)
+        # Full jitter: the whole range is used, not only its upper half (equal jitter would never go below half).
+        assert min(waits) < ceiling / 4 and max(waits) > ceiling * 3 / 4
     assert policy.wait_before_retry(1, retry_after=20.0, rng=rng) == 20.0
 
 
