@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -18,12 +19,56 @@ class UncleanRunError(RuntimeError):
     """The run delivered less than it should have; the message says what and where the details are."""
 
 
+@dataclass(frozen=True)
+class Cause:
+    """One reason for failure and how many (user, attribute) pairs it hit: one line of the summary."""
+
+    reason: str
+    count: int
+    attributes: list[str]
+    """The attributes it hit, most frequent first (a person looks there first)."""
+
+
+MAX_CAUSES_SHOWN = 20
+
+
+class ReasonTally:
+    """Failures counted by reason, in memory bounded by the number of causes (not of failures).
+
+    Reasons are one text per cause (the user, the attribute and the value are fields of their own), so the
+    reason alone is the key; a vendor message that quotes the failing user's own id has it replaced by
+    ``<user>`` so that it still groups.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.attributes: dict[str, Counter[str]] = {}
+
+    def add(self, failure: Mapping[str, Any]) -> None:
+        reason = _reason_key(failure)
+        self.counts[reason] += 1
+        self.attributes.setdefault(reason, Counter())[str(failure.get("attribute") or "")] += 1
+
+    def update(self, other: ReasonTally) -> None:
+        self.counts.update(other.counts)
+        for reason, names in other.attributes.items():
+            self.attributes.setdefault(reason, Counter()).update(names)
+
+    def causes(self) -> list[Cause]:
+        """One :class:`Cause` per reason, most frequent first."""
+        return [
+            Cause(reason, count, [name for name, _ in self.attributes[reason].most_common() if name])
+            for reason, count in self.counts.most_common()
+        ]
+
+
 def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[str, Any]:
     """One report for a whole run from its chunk reports (a missing report is a chunk that never reported)."""
     if isinstance(reports, dict):  # xcom_pull of a mapped task with a single chunk gives the value itself
         reports = [reports]
-    total = succeeded = failed = retryable = missing = 0
+    total = succeeded = failed = retryable = missing = sampled = 0
     failures: list[dict[str, Any]] = []
+    tally = ReasonTally()
     files: list[str] = []
     vendors: set[str] = set()
     for report in reports:
@@ -36,6 +81,12 @@ def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[s
         failed += int(report.get("failed", 0))
         retryable += int(report.get("retryable_users", 0))
         failures.extend(report.get("failures") or [])
+        whole = _tally_report(report)
+        sampled += not whole.counts and bool(report.get("failures_truncated"))
+        if not whole.counts:
+            for failure in report.get("failures") or []:
+                whole.add(failure)
+        tally.update(whole)
         if report.get("failed") and report.get("failure_file"):
             files.append(str(report["failure_file"]))
     return {
@@ -45,18 +96,38 @@ def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[s
         "failed": failed,
         "retryable_users": retryable,
         "chunks_without_report": missing,
-        "reasons": Counter(_reason_kind(f) for f in failures).most_common(10),
+        "reasons": [asdict(cause) for cause in tally.causes()],
+        "reasons_sampled_chunks": sampled,
         "failures": failures[:100],
         "failure_files": files,
     }
 
 
-def _reason_kind(failure: dict[str, Any]) -> str:
-    reason = str(failure.get("reason") or "")
-    attribute = failure.get("attribute")
-    user = str(failure.get("user_id"))
-    generic = reason.replace(user, "<user>") if user and user != "None" else reason
-    return f"{attribute}: {generic[:160]}" if attribute else generic[:160]
+def _reason_key(failure: Mapping[str, Any]) -> str:
+    reason = str(failure.get("reason") or "(no reason given)")
+    user = failure.get("user_id")
+    if user is not None and len(str(user)) > 2:  # a short id ("7") would also match inside other numbers
+        reason = reason.replace(str(user), "<user>")
+    return reason[:300]
+
+
+def _tally_report(report: dict[str, Any]) -> ReasonTally:
+    """Every failure of a report whose ``failures`` were cut at 100, counted from its failure file (streamed).
+
+    Empty when the sample is whole, or when the file cannot be read: the counts are then the sample's, and
+    the summary says so.
+    """
+    tally = ReasonTally()
+    if not report.get("failures_truncated") or not report.get("failure_file"):
+        return tally
+    try:
+        from airflow_provider_userattrs.operators.storage import read_lines
+
+        for line in read_lines(str(report["failure_file"])):
+            tally.add(line)
+    except Exception:  # a summary must not fail on an unreadable file; it says its counts are a sample
+        return ReasonTally()
+    return tally
 
 
 def judge_run(
@@ -87,8 +158,16 @@ def render(run: dict[str, Any]) -> str:
         f"vendor(s) {', '.join(run['vendors']) or '-'}: {run['succeeded']:,} of {run['total']:,} users delivered, "
         f"{run['failed']:,} failed ({run['retryable_users']:,} transiently)"
     ]
-    for reason, count in run["reasons"]:
-        lines.append(f"  {count:>6,} x {reason}")
+    causes = run["reasons"]
+    if causes:
+        sampled = run.get("reasons_sampled_chunks")
+        note = f" (counted from the first 100 failures of {sampled} chunks)" if sampled else ""
+        lines.append(f"  failures by reason, one line per cause{note}:")
+    for cause in causes[:MAX_CAUSES_SHOWN]:
+        where = f"  [{', '.join(cause['attributes'][:3])}{', ...' if len(cause['attributes']) > 3 else ''}]"
+        lines.append(f"  {cause['count']:>6,} x {cause['reason']}{where if cause['attributes'] else ''}")
+    if len(causes) > MAX_CAUSES_SHOWN:
+        lines.append(f"  ... and {len(causes) - MAX_CAUSES_SHOWN} more causes")
     for path in run["failure_files"][:5]:
         lines.append(f"  failures: {path}")
     if len(run["failure_files"]) > 5:

@@ -2,8 +2,13 @@
 
 Some vendors accept a bad value and silently drop it (Fyno ignores a value whose type does not match the
 property; over-long strings are refused), so checking before sending is the only way to tell a person
-which record and which field is wrong. The rules are JSON Schema (checked with a ``FormatChecker``, so
-dates really are dates); each vendor contributes data (:class:`VendorRules`), not code.
+which record and which field is wrong. The rules are JSON Schema (checked with a ``FormatChecker``); each
+vendor contributes data (:class:`VendorRules`), not code.
+
+Only what the vendor would refuse or silently drop is refused: free text is delivered everywhere, even when
+it starts with a date (``2024-01-01 launch cohort``). A string that is entirely date-shaped but names no
+real day or time (``2023-02-30``) is refused only where the vendor types dates by value
+(:attr:`VendorRules.types_dates`) or where ``attribute_types`` declares the attribute a date.
 """
 
 from __future__ import annotations
@@ -21,31 +26,60 @@ from jsonschema.exceptions import ValidationError
 
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId, UserUpdate
 
-DATE_LIKE = r"^\d{4}-\d{2}-\d{2}"
-"""A string that starts like a date must be a real ISO 8601 date or date-time: '2024-13-45' is refused."""
+DATE_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+"""Text that is *entirely* a date or a date-time (matched whole): every form Fyno's seed lists, and what a
+warehouse's text of a timestamp looks like (``2024-01-01 12:00:00``, ``2024-01-01T12:00``, ``...+02``).
+Text that merely starts with a date (``2024-01-01 launch cohort``) is free text, for every vendor."""
+
+SEED_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2}))?"
+)
+"""The forms Fyno's seed (001/003) lists for dates: ``2020-10-01``, ``2020-10-01T18:30:00Z``,
+``2020-10-01T18:30:00.000+05:30``... A declared date already in one of them is sent as given."""
+
+DATE_SHAPE_FORMAT = "userattrs-date-shape"
+"""JSON Schema format: the string is entirely date-shaped (:data:`DATE_SHAPE`)."""
+REAL_DATE_FORMAT = "userattrs-real-date"
+"""JSON Schema format: a string that is entirely date-shaped names a real day and time (other strings pass)."""
+
+CALENDAR_REASON = "not a real calendar date or time (ISO 8601 expected, e.g. 2020-10-01 or 2020-10-01T18:30:00Z)"
+NOT_FINITE_REASON = "NaN and Infinity cannot be sent (not valid JSON numbers)"
+
+REAL_DATE_CHECK: dict[str, Any] = {"format": REAL_DATE_FORMAT, "x-reason": CALENDAR_REASON}
+"""Where dates are typed, a date-shaped string must be a real date: ``2023-02-30`` would not be stored."""
+
+DATE_TYPES = frozenset({"date", "datetime"})
 
 ATTRIBUTE_TYPES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "number": {"type": "number"},
     "integer": {"type": "integer"},
     "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "datetime": {"type": "string", "format": "date-time"},
+    "date": {"type": "string", "format": DATE_SHAPE_FORMAT},
+    "datetime": {"type": "string", "format": DATE_SHAPE_FORMAT},
     "list": {"type": "array"},
 }
-"""Types a user may declare per attribute (``attribute_types``), for the vendors that cannot say."""
+"""Types a user may declare per attribute (``attribute_types``), for the vendors that cannot say.
+
+``date`` and ``datetime`` both take a date or a date-time (a warehouse timestamp declared ``date`` is not
+refused for carrying a time): the check is that the text is a real date in ISO 8601 shape; the precision the
+vendor keeps is the vendor's business.
+"""
+
+
+def declared_schema(type_name: str) -> dict[str, Any]:
+    """The schema of a declared type, with a reason that names the type (never the attribute or value)."""
+    extra = "; ISO 8601 expected, e.g. 2020-10-01 or 2020-10-01T18:30:00Z" if type_name in DATE_TYPES else ""
+    reason = f"not a {type_name} (as declared in attribute_types{extra})"
+    typed = dict(ATTRIBUTE_TYPES[type_name], **{"x-reason": reason})
+    return {"allOf": [typed, REAL_DATE_CHECK]} if type_name in DATE_TYPES else typed
 
 
 def string_schema(max_length: int) -> dict[str, Any]:
-    return {
-        "type": "string",
-        "maxLength": max_length,
-        "if": {"pattern": DATE_LIKE},
-        "then": {
-            "anyOf": [{"format": "date"}, {"format": "date-time"}],
-            "x-reason": "is not a valid ISO 8601 date (expected e.g. 2020-10-01 or 2020-10-01T18:30:00Z)",
-        },
-    }
+    return {"type": "string", "maxLength": max_length}
 
 
 def scalar_schema(max_length: int) -> dict[str, Any]:
@@ -56,6 +90,61 @@ def list_schema(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+def typed_dates(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` plus the real-date check on strings and on list items (Fyno's lists hold dates too)."""
+    return {"allOf": [schema, REAL_DATE_CHECK, {"items": REAL_DATE_CHECK}]}
+
+
+def parse_date_text(text: str) -> dt.date | None:
+    """The date (or datetime) a date-shaped text names, or None when no such day or time exists."""
+    try:
+        return dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def iso_date_text(text: str) -> str:
+    """A real date-time given as text in another shape (``2024-01-01 12:00:00``) in ISO 8601, naive as UTC.
+
+    Text in a form Fyno's seed lists, free text and impossible dates are returned as given (the last are
+    refused by the schema, with its reason).
+    """
+    if SEED_ISO_8601.fullmatch(text) or not DATE_SHAPE.fullmatch(text):
+        return text
+    parsed = parse_date_text(text)
+    return _iso(parsed) if isinstance(parsed, dt.datetime) else text
+
+
+def format_checker() -> FormatChecker:
+    """The standard formats plus :data:`DATE_SHAPE_FORMAT` and :data:`REAL_DATE_FORMAT`."""
+    checker = FormatChecker()
+    checker.checks(DATE_SHAPE_FORMAT)(_is_date_shaped)
+    checker.checks(REAL_DATE_FORMAT)(_is_real_if_dated)
+    return checker
+
+
+def _is_date_shaped(instance: object) -> bool:
+    return not isinstance(instance, str) or DATE_SHAPE.fullmatch(instance) is not None
+
+
+def _is_real_if_dated(instance: object) -> bool:
+    if not isinstance(instance, str) or DATE_SHAPE.fullmatch(instance) is None:
+        return True
+    return parse_date_text(instance) is not None
+
+
+def _date_class(text: str) -> int:
+    """What the date formats can see of a string: 0 not date-shaped, 1 a real date, 2 an impossible one."""
+    if DATE_SHAPE.fullmatch(text) is None:
+        return 0
+    return 1 if parse_date_text(text) is not None else 2
+
+
+def _iso(value: dt.datetime) -> str:
+    # Warehouses hand out naive timestamps: they are taken as UTC.
+    return value.isoformat() + "Z" if value.tzinfo is None else value.isoformat()
+
+
 @dataclass(frozen=True)
 class VendorRules:
     """What one vendor accepts, as data."""
@@ -64,14 +153,28 @@ class VendorRules:
     user_id_schema: dict[str, Any]
     value_schema: dict[str, Any]
     coerce_user_id: Callable[[Any], UserId]
+    """The vendor's form of a raw id; raises TypeError/ValueError with a message that does not quote the id
+    (the message becomes the reason, which must be the same for every user with the same problem)."""
     nulls_are_sent: bool
     """True where the vendor can express removal (DX ``null``, Fyno ``$unset``, User.com clears)."""
     null_skip_reason: str = ""
     attribute_name_max: int = 255
+    types_dates: bool = False
+    """True where the vendor stores a date-shaped string as a date, so that an impossible one
+    (``2023-02-30``) would be refused or silently dropped: Fyno types a new property by its first value and
+    wants ISO 8601 dates (seeds 001/003). Where it is True, a string (or list item) that is entirely
+    date-shaped must be a real date, and a declared ``date``/``datetime`` given as text in another shape
+    (``2024-01-01 12:00:00``) is sent in ISO 8601.
+
+    False for the others, whose seeds give no ground to refuse date text: DX values are text (seed 002);
+    AltaTech takes any value (seed 000); User.com's attributes have types declared in the app, which the
+    client cannot see, and seed 004 is silent on what it does with text that is not a real date, so it is
+    sent and the vendor's answer decides. ``attribute_types`` declares a date where a user wants the check.
+    """
 
 
 class _Reject(Exception):
-    pass
+    """A value JSON cannot carry; the message is the reason (the same for every value of the cause)."""
 
 
 def _normalize_value(value: Any) -> Any:
@@ -80,28 +183,21 @@ def _normalize_value(value: Any) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _Reject(f"{value!r} is not a number JSON can carry (NaN and Infinity are refused)")
+            raise _Reject(NOT_FINITE_REASON)
         return value
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise _Reject(f"{value!r} is not a finite number")
+            raise _Reject(NOT_FINITE_REASON)
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:  # warehouses hand out naive timestamps: they are taken as UTC
-            return value.isoformat() + "Z"
-        return value.isoformat()
+        return _iso(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, list | tuple):
         return [_normalize_value(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _normalize_value(v) for k, v in value.items()}
-    raise _Reject(f"values of type {type(value).__name__} are not supported")
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    raise _Reject(f"{type(value).__name__} values are not supported (they have no JSON form)")
 
 
 class Validator:
@@ -110,36 +206,53 @@ class Validator:
     JSON Schema is the single source of truth, but running it for every value of a million-row sync costs
     more than sending them. Verdicts are therefore cached by what the schemas can look at: a number's or
     a boolean's type (no schema here bounds numbers), a string's length against each ``maxLength`` in
-    play and, for strings that look like dates, the string itself (those are checked one by one).
+    play and, where dates are checked, whether the string is date-shaped and a real date (a regex match
+    and ``fromisoformat``, far cheaper than the schema). Lists, and strings where a vendor schema has a
+    pattern or format of its own, are checked one by one.
+
+    Reasons are one text per cause: they never carry the user id, the attribute name or the value, which
+    :class:`AttributeResult` holds in fields of their own, so that a person can group failures by reason.
     """
 
     _CACHE_LIMIT = 100_000
 
     def __init__(self, rules: VendorRules, attribute_types: Mapping[str, str] | None = None) -> None:
         self.rules = rules
-        checker = FormatChecker()
-        self._declared: dict[str, Draft202012Validator] = {}
+        checker = format_checker()
+        vendor_schema = typed_dates(rules.value_schema) if rules.types_dates else rules.value_schema
+        self._schemas: dict[str | None, dict[str, Any]] = {None: vendor_schema}
+        self._dated: set[str | None] = {None} if rules.types_dates else set()
         for name, type_name in (attribute_types or {}).items():
             if type_name not in ATTRIBUTE_TYPES:
                 raise ValueError(
                     f"attribute_types[{name!r}]: unknown type {type_name!r}; use {sorted(ATTRIBUTE_TYPES)}"
                 )
-            declared = dict(ATTRIBUTE_TYPES[type_name], **{"x-reason": f"is not a {type_name}"})
-            self._declared[name] = Draft202012Validator(
-                {"allOf": [rules.value_schema, declared]}, format_checker=checker
-            )
-        self._default = Draft202012Validator(rules.value_schema, format_checker=checker)
+            self._schemas[name] = {"allOf": [vendor_schema, declared_schema(type_name)]}
+            if rules.types_dates or type_name in DATE_TYPES:
+                self._dated.add(name)
+        self._validators = {
+            name: Draft202012Validator(schema, format_checker=checker) for name, schema in self._schemas.items()
+        }
+        self._default = self._validators[None]
+        self._normalised_dates = frozenset(
+            name for name, type_name in (attribute_types or {}).items() if rules.types_dates and type_name in DATE_TYPES
+        )
         self._name = Draft202012Validator(
             {"type": "string", "minLength": 1, "maxLength": rules.attribute_name_max}, format_checker=checker
         )
         self._user_id = Draft202012Validator(rules.user_id_schema, format_checker=checker)
         self._max_lengths = tuple(sorted(set(_schema_values(rules.value_schema, "maxLength"))))
+        self._value_checks_text = _checks_text(rules.value_schema)
         id_schema = rules.user_id_schema
-        self._id_checks_text = any(True for k in ("pattern", "format") for _ in _schema_values(id_schema, k))
+        self._id_checks_text = _checks_text(id_schema)
         self._id_max_lengths = tuple(_schema_values(id_schema, "maxLength"))
         self._id_min_lengths = tuple(_schema_values(id_schema, "minLength"))
         self._id_minimums = tuple(_schema_values(id_schema, "minimum"))
         self._verdicts: dict[tuple[Any, ...], bool] = {}
+
+    def schema_for(self, name: str) -> dict[str, Any]:
+        """The whole schema a value of attribute ``name`` is checked against (vendor rules and declared type)."""
+        return self._schemas.get(name, self._schemas[None])
 
     def check_user_id(self, raw: Any) -> tuple[UserId | None, str | None]:
         """The vendor's form of the id, or the reason it cannot be one."""
@@ -148,12 +261,12 @@ class Validator:
         try:
             user_id = self.rules.coerce_user_id(raw)
         except (TypeError, ValueError) as exc:
-            return None, f"user id {_describe(raw)} is not valid for {self.rules.vendor_label}: {exc}"
+            return None, f"user id: {exc}"
         key = self._id_signature(user_id)
         valid = self._cached(key, self._user_id, user_id) if key else self._user_id.is_valid(user_id)
         if not valid:
             error = next(iter(self._user_id.iter_errors(user_id)))
-            return None, f"user id {_describe(raw)} is not valid for {self.rules.vendor_label}: {self._reason(error)}"
+            return None, f"user id: {self._reason(error, 'user ids')}"
         return user_id, None
 
     def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]:
@@ -183,26 +296,32 @@ class Validator:
             try:
                 value = _normalize_value(raw)
             except _Reject as exc:
-                rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(raw), f"{name}: {exc}"))
+                rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(raw), str(exc)))
                 continue
-            validator = self._declared.get(name, self._default)
-            key = self._signature(name, value)
-            ok = self._cached(key, validator, value) if key is not None else validator.is_valid(value)
-            if ok:
+            if name in self._normalised_dates and type(value) is str:
+                value = iso_date_text(value)
+            problem = self._value_problem(name, value)
+            if problem is None:
                 values[name] = value
             else:
-                error = next(iter(validator.iter_errors(value)))
-                reason = f"{name}: {self._reason(error)}"
-                rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(value), reason))
+                rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(value), problem))
         sendable = UserUpdate(user_id, values) if values else None
         return sendable, rejected
 
+    def _value_problem(self, name: str, value: Any) -> str | None:
+        validator = self._validators.get(name, self._default)
+        key = self._signature(name, value)
+        ok = self._cached(key, validator, value) if key is not None else validator.is_valid(value)
+        if ok:
+            return None
+        return self._reason(next(iter(validator.iter_errors(value))), "strings")
+
     def _name_problem(self, name: Any) -> str | None:
         if not isinstance(name, str):
-            return f"attribute name {_describe(name)} must be a string"
+            return "attribute name is not a string"
         if self._cached(("#name", len(name)), self._name, name):
             return None
-        return f"attribute name {_describe(name)} must be 1 to {self.rules.attribute_name_max} characters"
+        return f"attribute name must be 1 to {self.rules.attribute_name_max} characters"
 
     def _id_signature(self, user_id: UserId) -> tuple[Any, ...] | None:
         """What the id schema can see of ``user_id`` (None: check this one on its own, e.g. an email)."""
@@ -221,11 +340,14 @@ class Validator:
     def _signature(self, name: str, value: Any) -> tuple[Any, ...] | None:
         """What the schemas can see of ``value``, or None where only the value itself will do."""
         kind = type(value)
-        scope = name if name in self._declared else None
+        scope = name if name in self._schemas else None
         if kind is bool or kind is int or kind is float:
             return (scope, kind)
-        if kind is str and not _DATE_LIKE.match(value):
-            return (scope, kind, tuple(len(value) <= limit for limit in self._max_lengths))
+        if kind is str and not self._value_checks_text:
+            lengths = tuple(len(value) <= limit for limit in self._max_lengths)
+            if scope in self._dated:
+                return (scope, kind, lengths, _date_class(value))
+            return (scope, kind, lengths)
         return None
 
     def _cached(self, key: tuple[Any, ...], validator: Draft202012Validator, value: Any) -> bool:
@@ -236,24 +358,26 @@ class Validator:
                 self._verdicts[key] = verdict
         return verdict
 
-    def _reason(self, error: ValidationError) -> str:
+    def _reason(self, error: ValidationError, subject: str) -> str:
+        """The rule ``error`` broke, in words that do not depend on the value (``subject``: "strings")."""
         deepest, reason = error, _x_reason_of(error)
         while deepest.context:
             candidates = [e for e in deepest.context if e.validator != "type"] or list(deepest.context)
             deepest = max(candidates, key=lambda e: len(e.absolute_schema_path))
             reason = _x_reason_of(deepest) or reason
-        if reason:
-            return f"{_describe(deepest.instance)} {reason}"
-        instance, vendor = deepest.instance, self.rules.vendor_label
-        if deepest.validator == "maxLength" and isinstance(instance, str):
-            return f"is {len(instance)} characters long; {vendor} accepts at most {deepest.validator_value}"
-        if deepest.validator in ("type", "anyOf", "oneOf"):
-            return f"{_describe(instance)} ({type(instance).__name__}) is not a type {vendor} accepts here"
-        message = deepest.message
-        return message if len(message) <= 200 else message[:197] + "..."
+        return reason or self._keyword_reason(deepest, subject)
 
-
-_DATE_LIKE = re.compile(DATE_LIKE)
+    def _keyword_reason(self, error: ValidationError, subject: str) -> str:
+        """A schema keyword's reason; jsonschema's own message is never used, as it quotes the value."""
+        vendor, keyword, limit = self.rules.vendor_label, error.validator, error.validator_value
+        if keyword == "maxLength":
+            return f"longer than {limit} characters ({vendor}'s limit for {subject})"
+        if keyword == "minLength":
+            return "empty" if limit == 1 else f"shorter than {limit} characters ({vendor}'s minimum for {subject})"
+        if keyword in ("type", "anyOf", "oneOf"):
+            return f"{type(error.instance).__name__} values are not accepted by {vendor}"
+        rule = f"{keyword} {limit!r}"
+        return f"does not meet {vendor}'s rule ({rule if len(rule) <= 80 else keyword})"
 
 
 def _schema_values(schema: Any, keyword: str) -> Iterator[Any]:
@@ -267,6 +391,11 @@ def _schema_values(schema: Any, keyword: str) -> Iterator[Any]:
     elif isinstance(schema, list):
         for item in schema:
             yield from _schema_values(item, keyword)
+
+
+def _checks_text(schema: Any) -> bool:
+    """Whether ``schema`` looks inside strings (a pattern or a format), beyond their length."""
+    return any(True for keyword in ("pattern", "format") for _ in _schema_values(schema, keyword))
 
 
 def _x_reason_of(error: ValidationError) -> str | None:
