@@ -104,6 +104,7 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "plugins": [{"name": "userattrs", "plugin-class": "airflow_provider_userattrs.ui.plugin.UserAttrsPlugin"}],
         "connection-types": [
             _connection_type(
                 "altatech",

@@ -56,12 +56,22 @@ with DAG(
             title="Tolerated share of rejected users",
             description="Rejected rows are reported either way; the run fails above this share.",
         ),
+        "replay_from": Param(
+            "",
+            type="string",
+            title="Replay failures from (optional)",
+            description="A failure file of an earlier run: resend only its retryable failures instead of the "
+            "segment. Set by the Sync report's Replay failures button; leave empty for a normal sync.",
+        ),
     },
     doc_md=__doc__
     + """
 **Flow**: `plan_chunks` reads the segment's key ranges from the warehouse (no rows in XCom), one
 `push_chunk` per range streams its rows and sends them (each chunk retried on its own and resumed from
 its checkpoint), `summarize` reads every chunk's report and fails the run when it is not clean.
+
+**Replay**: with the `replay_from` param (a failure file), `plan_chunks` plans one chunk that resends only the
+file's retryable failures; the Sync report tab's *Replay failures* button starts such a run.
 """,
 ) as dag:
 
@@ -69,6 +79,9 @@ its checkpoint), `summarize` reads every chunk's report and fails the run when i
     def plan_chunks(params=None) -> list[dict]:
         from airflow_provider_userattrs.demo.segments import plan_chunks as plan
 
+        if params.get("replay_from"):  # one chunk that resends the file's retryable failures, not the segment
+            print(f"replaying the retryable failures of {params['replay_from']}")
+            return [{"sql": None}]
         chunks = plan(WAREHOUSE_CONN_ID, params["conn_id"], int(params["chunk_size"]), params["segment"])
         print(f"{len(chunks)} chunks of at most {params['chunk_size']} users")
         return chunks
@@ -79,6 +92,7 @@ its checkpoint), `summarize` reads every chunk's report and fails the run when i
         sql_conn_id=WAREHOUSE_CONN_ID,
         attributes=list(SYNC_ATTRIBUTES),
         max_failure_ratio=1.0,  # judged over the whole run by summarize, not per chunk
+        replay_from="{{ params.replay_from }}",  # empty: the chunk's sql; a failure file: a replay
     ).expand_kwargs(plan_chunks())
 
     @task(trigger_rule="all_done", retries=0)
