@@ -14,21 +14,23 @@ import sys
 import time
 from typing import Any
 
+from airflow.sdk import ObjectStoragePath
+
 from airflow_provider_userattrs.hooks import get_hook
-from airflow_provider_userattrs.operators import sources, storage
+from airflow_provider_userattrs.sync import sources, storage
 
 
 def replay(failure_file: str, conn_id: str, *, dry_run: bool = False, **hook_params: Any) -> dict[str, Any]:
     """Resend the transient failures of ``failure_file`` through ``conn_id``; the summary as a dict."""
     ledger = storage.ReplayLedger(failure_file)
-    items = list(sources.replay_items([failure_file], exclude=ledger.delivered(), keep_counted=False))
+    items = list(sources.replay_items([failure_file], exclude=ledger.delivered()))
     summary: dict[str, Any] = {"failure_file": failure_file, "to_resend": len(items), "dry_run": dry_run}
     if dry_run or not items:
         return {**summary, "delivered": 0, "failed": 0, "requests_sent": 0}
     hook = get_hook(conn_id, **{k: v for k, v in hook_params.items() if v is not None})
     updates = [dataclasses.replace(item.update, ref=item.position) for item in items if item.update is not None]
-    delivered: list[dict[str, Any]] = []
-    still_failing: list[dict[str, Any]] = []
+    delivered: list[dict[str, object]] = []
+    still_failing: list[dict[str, object]] = []
     with hook:
         for result in hook.update_users(updates):
             delivered.extend(
@@ -40,7 +42,7 @@ def replay(failure_file: str, conn_id: str, *, dry_run: bool = False, **hook_par
         ledger.record(delivered, f"cli-{int(time.time() * 1000)}")
     summary.update({"delivered": len(delivered), "failed": len(still_failing), "requests_sent": sent})
     if still_failing:
-        target = storage.ObjectStoragePath(failure_file).parent / f"replay-{int(time.time())}-failures.jsonl"
+        target = ObjectStoragePath(failure_file).parent / f"replay-{int(time.time())}-failures.jsonl"
         storage.write_lines(target, still_failing)
         summary["new_failure_file"] = str(target)
     return summary

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_userattrs.operators import sources
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
-from airflow_provider_userattrs.operators.sources import Item
+from airflow_provider_userattrs.sync import sources
+from airflow_provider_userattrs.sync.incremental import Segment
+from airflow_provider_userattrs.sync.sources import Item
 
 
 class MassUpdateOperator(UserAttributesSyncOperator):
@@ -46,14 +47,10 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     def source_size(self) -> int | None:
         return len(self.user_ids) if isinstance(self.user_ids, list) else None
 
-    def changed_items(self, state: Any, full_refresh: bool) -> Iterator[Item]:
-        """Incremental: only users whose last delivered value of ``attribute`` differs; leavers get it removed.
-
-        The state is kept in object storage (one document per sync), whatever the source.
-        """
-        yield from state.changed_items(self._id_records(), "user_id", None, full_refresh)
-        if self.remove_missing and not (self._mapped_index is not None and self._mapped_index >= 0):
-            yield from state.leaver_items(self._id_records(), "user_id", start=1 << 40)
+    def segment(self) -> Segment:
+        """Incremental: each id as a record ``{"user_id": id, attribute: value}``, diffed in object storage
+        (one document per sync) whatever the source; users who left get ``attribute`` removed."""
+        return Segment("user_id", None, self._id_records)
 
     def _id_records(self) -> Iterator[dict[str, Any]]:
         for raw in self._sql_rows() if self.sql else (self.user_ids or []):

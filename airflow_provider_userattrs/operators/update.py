@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_userattrs.operators import sources
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
-from airflow_provider_userattrs.operators.sources import Item
+from airflow_provider_userattrs.sync import sources
+from airflow_provider_userattrs.sync.incremental import Segment
+from airflow_provider_userattrs.sync.sources import Item
 
 
 class UpdateUserAttributesOperator(UserAttributesSyncOperator):
@@ -70,27 +71,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
     def source_size(self) -> int | None:
         return len(self.records) if isinstance(self.records, list) else None
 
-    def changed_items(self, state: Any, full_refresh: bool) -> Iterator[Item]:
-        removals = self.remove_missing and not self._is_mapped_chunk()
-        if self.sql:
-            columns = state.columns(self.sql)
-            if self.user_id_field not in columns:
-                raise ValueError(f"the query has no column {self.user_id_field!r} (user_id_field)")
-            if isinstance(self.attributes, Mapping):
-                names, renames = list(self.attributes), dict(self.attributes)
-            else:
-                names = list(self.attributes or [c for c in columns if c != self.user_id_field])
-                renames = {}
-            diff = state.diff_sql(self.sql, self.user_id_field, names, full_refresh)
-            rows = state.stream_diff(diff, self.parameters, self.fetch_size)
-            yield from state.changed_items(rows, self.user_id_field, names, renames, full_refresh)
-            if removals:
-                yield from state.leaver_items(self.sql, self.user_id_field, start=1 << 40)
-            return
-        records = list(self.records or [])
-        yield from state.changed_items(records, self.user_id_field, self.attributes, full_refresh)
-        if removals:
-            yield from state.leaver_items(records, self.user_id_field, start=1 << 40)
-
-    def _is_mapped_chunk(self) -> bool:
-        return self._mapped_index is not None and self._mapped_index >= 0
+    def segment(self) -> Segment:
+        """The records, or the query the warehouse diffs, as the incremental state sees them."""
+        rows = self._sql_rows if self.sql else lambda: self.records or []
+        return Segment(self.user_id_field, self.attributes, rows, self.sql, self.parameters, self.fetch_size)

@@ -1,0 +1,378 @@
+"""The chunk loop of a sync, and the one place a user is counted.
+
+**Where is a user counted?** In :func:`settle`, once over the whole task:
+
+- every attribute delivered (or skipped: a NULL the vendor cannot express): **succeeded**;
+- any attribute rejected (by the validator or the vendor), or a record that cannot become an update at
+  all: **failed**, whatever its other attributes did;
+- only transient failures: **not counted yet**. Its lines go to the chunk's transient part, whose
+  ``uncounted`` holds it; the try that resends and settles it counts it. If the task ends with it still
+  unsettled, the report counts it failed and retryable (``SyncState.pending``).
+- A user resent by a retried try that an earlier try already counted (it had a rejection as well as a
+  transient failure; its lines say ``"counted": true``) is not counted again.
+
+A failure file given as ``replay_from`` is a new source, not a resend: each of its users is counted afresh.
+
+A chunk goes: send, write its failure parts, move the state, save the checkpoint. A crash anywhere before
+the save leaves the previous checkpoint: the chunk is sent again by the next try (what a retried try
+resends is told in ``sync/checkpoint.py``). After each saved chunk the engine may be asked to stop
+(``should_pause``): it returns with the state saved, and a later run continues from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult, UserUpdate
+from airflow_provider_userattrs.sync import storage
+from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, SyncState, TransientPart
+from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment, StateUpdate
+from airflow_provider_userattrs.sync.progress import Log, Progress
+from airflow_provider_userattrs.sync.report import (
+    DryRunPreview,
+    IncrementalSummary,
+    PreviewUser,
+    Resumed,
+    TryOutcome,
+    sample_failures,
+)
+from airflow_provider_userattrs.sync.sources import Item, replay_items
+
+PREVIEW_USERS = 10
+
+FailureLine = dict[str, object]
+"""One line of a failure file: position, vendor, try_number and the attribute's result (``to_dict``)."""
+
+
+class SyncHook(Protocol):
+    """What the engine needs of a vendor hook (every ``UserAttributesHook`` is one; tests use a fake)."""
+
+    @property
+    def vendor(self) -> str: ...
+
+    @property
+    def requests_sent(self) -> int: ...
+
+    def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]: ...
+
+    def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]: ...
+
+
+@dataclass
+class ChunkTally:
+    """What one chunk settled, and the failure lines it produced."""
+
+    succeeded: int = 0
+    failed: int = 0
+    pending: int = 0
+    """Users with only transient failures: in the transient part, not counted yet."""
+    skipped: int = 0
+    rejected_lines: list[FailureLine] = field(default_factory=list)
+    transient_lines: list[FailureLine] = field(default_factory=list)
+    state_updates: list[StateUpdate] = field(default_factory=list)
+    """Incremental sync: (user, attribute, value text) the vendor accepted, to write to the state."""
+    delivered: list[FailureLine] | None = None
+    """``{"user_id", "attribute"}`` pairs delivered, kept only when replaying a failure file (its ledger)."""
+
+
+def settle(
+    tally: ChunkTally, item: Item, result: UserResult | None, *, vendor: str, try_number: int, resending: bool
+) -> None:
+    """Count one user once (see the module's docstring), and turn its failures into failure lines.
+
+    ``result`` is None for a record that could not become an update; ``resending`` is True for the users
+    of earlier tries' transient parts, whose lines remember whether they were counted.
+    """
+    base: FailureLine = {"position": item.position, "vendor": vendor, "try_number": try_number}
+    if result is None:
+        tally.failed += 1
+        nobody = AttributeResult(None, "", Outcome.REJECTED, reason=item.problem).to_dict()
+        tally.rejected_lines.append({**base, **nobody, "attribute": None})
+        return
+    rejected = [r for r in result.results if r.outcome is Outcome.REJECTED]
+    transient = [r for r in result.results if r.outcome is Outcome.FAILED]
+    tally.skipped += sum(1 for r in result.results if r.outcome is Outcome.SKIPPED)
+    counted_before = resending and item.counted
+    if not counted_before:
+        if rejected:
+            tally.failed += 1
+        elif transient:
+            tally.pending += 1
+        else:
+            tally.succeeded += 1
+    tally.rejected_lines.extend({**base, **r.to_dict()} for r in rejected)
+    # The line remembers whether its user is counted: a resend must not count it a second time.
+    counted_now = counted_before or bool(rejected)
+    tally.transient_lines.extend({**base, **r.to_dict(), "counted": counted_now} for r in transient)
+    _remember_delivered(tally, item, result)
+
+
+def _remember_delivered(tally: ChunkTally, item: Item, result: UserResult) -> None:
+    accepted = [r for r in result.results if r.outcome in (Outcome.DELIVERED, Outcome.SKIPPED)]
+    if item.state is not None and item.state_user is not None:
+        tally.state_updates.extend((item.state_user, r.attribute, item.state.get(r.attribute)) for r in accepted)
+    if tally.delivered is not None:
+        tally.delivered.extend({"user_id": r.user_id, "attribute": r.attribute} for r in accepted)
+
+
+def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _never() -> bool:
+    return False
+
+
+class SyncEngine:
+    """Runs a sync in chunks against ``hook``, writing failure parts to ``folder``.
+
+    :param hook: the vendor hook (anything with :class:`SyncHook`'s members).
+    :param folder: the task instance's failure folder.
+    :param try_number: the Airflow try running now (part files and failure lines carry it).
+    :param chunk_size: users per chunk and checkpoint: a crash resends at most this many.
+    :param progress: where progress lines go (default: a quiet logger, every 30 s).
+    :param ledger: the ledger of the failure file being replayed (``replay_from``): delivered pairs are
+        recorded in it chunk by chunk, so that the next replay does not send them again.
+    :param should_pause: asked after every saved chunk; True makes the engine return with the state saved
+        and ``TryOutcome.paused`` set, for a later run to continue exactly where this one stopped.
+    """
+
+    def __init__(
+        self,
+        hook: SyncHook,
+        folder: storage.FailureFolder,
+        try_number: int,
+        *,
+        chunk_size: int = 2000,
+        progress: Progress | None = None,
+        ledger: storage.ReplayLedger | None = None,
+        should_pause: Callable[[], bool] = _never,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        self.hook = hook
+        self.folder = folder
+        self.try_number = try_number
+        self.chunk_size = chunk_size
+        self.progress = progress or Progress(logging.getLogger(__name__), 30.0, None)
+        self.ledger = ledger
+        self.should_pause = should_pause
+
+    @property
+    def log(self) -> Log:
+        return self.progress.log
+
+    # -- a full sync -----------------------------------------------------------------------------------
+
+    def run(self, checkpoint: CheckpointStore, source: Callable[[int], Iterable[Item]]) -> TryOutcome:
+        """Sync ``source`` (called with the position to start from), resuming from ``checkpoint``.
+
+        First the transient failures of earlier tries are resent, then the source continues from where
+        the checkpoint says; a clean finish clears the checkpoint.
+        """
+        state = checkpoint.load() or SyncState()
+        resumed = Resumed(offset=state.offset, replayed_users=0)
+        if state.resuming:
+            self.log.info(
+                "Resuming from the checkpoint of an earlier try: %d source rows already settled, transient "
+                "failures of %d part files to resend first",
+                state.offset,
+                len(state.transient_parts) + len(state.replay.parts),
+            )
+        state.begin(self.try_number)
+        self.progress.start(state.offset)
+        replayed = self._resend(state, checkpoint)
+        paused = replayed is None or self._continue_source(state, checkpoint, source)
+        resumed = dataclasses.replace(resumed, replayed_users=replayed or 0)
+        if paused:
+            return self._paused(state, resumed)
+        self.progress.finish()
+        outcome = self._close_out(state, self.folder.file("failures.jsonl"))
+        if not outcome.retryable_users:
+            checkpoint.clear()  # a clean finish: a later manual re-run starts from scratch
+        return dataclasses.replace(outcome, resumed=resumed)
+
+    def _resend(self, state: SyncState, checkpoint: CheckpointStore) -> int | None:
+        """Resend the replay queue; the users resent, or None when asked to pause."""
+        if not state.replay.parts:
+            return 0
+        done = 0
+        for chunk in batched(replay_items(state.replay.parts, start=state.replay.position), self.chunk_size):
+            self._run_chunk(chunk, state, resending=True)
+            state.replayed(len(chunk))
+            done += len(chunk)
+            if self._saved_and_paused(state, checkpoint, len(chunk)):
+                return None
+        state.replay_done()
+        checkpoint.save(state)
+        return done
+
+    def _continue_source(
+        self, state: SyncState, checkpoint: CheckpointStore, source: Callable[[int], Iterable[Item]]
+    ) -> bool:
+        """Send the source from ``state.offset`` on; True when asked to pause."""
+        for chunk in batched(source(state.offset), self.chunk_size):
+            self._run_chunk(chunk, state, resending=False)
+            state.offset += len(chunk)
+            if self._saved_and_paused(state, checkpoint, len(chunk)):
+                return True
+        return False
+
+    def _saved_and_paused(self, state: SyncState, checkpoint: CheckpointStore, users: int) -> bool:
+        checkpoint.save(state)
+        self.progress.advance(users)
+        return self.should_pause()
+
+    def _paused(self, state: SyncState, resumed: Resumed) -> TryOutcome:
+        self.log.info("Paused after %d chunks with the checkpoint saved; a later run continues from it", state.chunks)
+        return TryOutcome(
+            succeeded=state.succeeded,
+            failed=state.failed,
+            retryable_users=state.pending,
+            failures=[],
+            failures_truncated=False,
+            failure_file="",
+            requests_sent=state.requests_sent,
+            try_number=self.try_number,
+            skipped_attributes=state.skipped,
+            resumed=resumed,
+            paused=True,
+        )
+
+    # -- an incremental sync ---------------------------------------------------------------------------
+
+    def run_incremental(
+        self, state: IncrementalState, segment: Segment, *, full_refresh: bool, remove_missing: bool
+    ) -> TryOutcome:
+        """Send what differs from ``state``; the incremental state itself is the checkpoint.
+
+        The state is written after each chunk's delivery, never before. A retried (or resumed) run
+        recomputes the difference: what an earlier try delivered is no longer different.
+        """
+        sync_state = SyncState(try_number=self.try_number)
+        changed = removed = 0
+        paused = False
+        self.progress.start(0)
+        items = state.items(segment, full_refresh=full_refresh, remove_missing=remove_missing)
+        for chunk in batched(items, self.chunk_size):
+            tally = self._run_chunk(chunk, sync_state, resending=False)
+            state.record(tally.state_updates)
+            removed += sum(1 for item in chunk if item.removal)
+            changed += sum(1 for item in chunk if not item.removal)
+            self.progress.advance(len(chunk))
+            if self.should_pause():
+                paused = True
+                break
+        self.progress.finish()
+        outcome = self._close_out(sync_state, self.folder.file(f"failures-try{self.try_number}.jsonl"))
+        summary = IncrementalSummary(state.state_key, state.where, full_refresh, changed, removed)
+        return dataclasses.replace(outcome, incremental=summary, paused=paused)
+
+    # -- a dry run -------------------------------------------------------------------------------------
+
+    def dry_run(self, items: Iterable[Item]) -> TryOutcome:
+        """Validate every user as the hook would before sending; send nothing."""
+        tally = ChunkTally()
+        preview: list[PreviewUser] = []
+        vendor = self.hook.vendor
+        for item in items:
+            result = None if item.update is None else self._validated(item.update, preview)
+            settle(tally, item, result, vendor=vendor, try_number=self.try_number, resending=False)
+        failure_file = self.folder.file("dry-run-failures.jsonl")
+        storage.write_lines(failure_file, tally.rejected_lines)
+        self.log.info(
+            "Dry run: %d users would be sent, %d refused before sending; nothing was sent",
+            tally.succeeded,
+            tally.failed,
+        )
+        failures, truncated = sample_failures(tally.rejected_lines)
+        return TryOutcome(
+            succeeded=tally.succeeded,
+            failed=tally.failed,
+            retryable_users=0,
+            failures=failures,
+            failures_truncated=truncated,
+            failure_file=str(failure_file),
+            requests_sent=0,
+            dry_run=DryRunPreview(would_send=tally.succeeded, preview=preview),
+        )
+
+    def _validated(self, update: UserUpdate, preview: list[PreviewUser]) -> UserResult:
+        sendable, problems = self.hook.validate(update)
+        result = UserResult(update.user_id, list(problems))
+        if sendable is not None:
+            result.results.extend(
+                AttributeResult(sendable.user_id, k, Outcome.DELIVERED, v) for k, v in sendable.attributes.items()
+            )
+            if len(preview) < PREVIEW_USERS:
+                preview.append(PreviewUser(sendable.user_id, dict(sendable.attributes)))
+        return result
+
+    # -- one chunk -------------------------------------------------------------------------------------
+
+    def _run_chunk(self, chunk: Sequence[Item], state: SyncState, *, resending: bool) -> ChunkTally:
+        """Send one chunk, write its failure parts, and record what it settled in ``state``."""
+        before = self.hook.requests_sent
+        tally = self._send(chunk, resending)
+        number = state.chunks
+        rejected = self._part(number, "rejected", tally.rejected_lines)
+        transient = self._part(number, "transient", tally.transient_lines)
+        if self.ledger is not None and tally.delivered:
+            # A unique name per replayed chunk: object stores cannot append, and runs must not overwrite.
+            self.ledger.record(tally.delivered, f"{time.time_ns()}-try{self.try_number}-{number}")
+        state.add_chunk(
+            succeeded=tally.succeeded,
+            failed=tally.failed,
+            skipped=tally.skipped,
+            requests_sent=self.hook.requests_sent - before,
+            rejected_part=rejected,
+            transient_part=TransientPart(transient, tally.pending) if transient else None,
+        )
+        return tally
+
+    def _part(self, number: int, kind: str, lines: list[FailureLine]) -> str | None:
+        return self.folder.write_part(self.try_number, number, kind, lines) if lines else None
+
+    def _send(self, chunk: Sequence[Item], resending: bool) -> ChunkTally:
+        tally = ChunkTally(delivered=[] if self.ledger is not None else None)
+        vendor = self.hook.vendor
+        updates: list[UserUpdate] = []
+        for index, item in enumerate(chunk):
+            if item.update is None:
+                settle(tally, item, None, vendor=vendor, try_number=self.try_number, resending=resending)
+            else:
+                updates.append(dataclasses.replace(item.update, ref=index))  # the chunk index comes back
+        for result in self.hook.update_users(updates):
+            item = chunk[result.ref]
+            settle(tally, item, result, vendor=vendor, try_number=self.try_number, resending=resending)
+        return tally
+
+    # -- the end of a try ------------------------------------------------------------------------------
+
+    def _close_out(self, state: SyncState, failure_file: ObjectStoragePath) -> TryOutcome:
+        """One failure file from the part files, the counts, a sample of failures."""
+        parts = state.failure_parts
+        storage.concatenate(failure_file, parts)
+        failures, truncated = sample_failures(line for part in parts for line in storage.read_lines(part))
+        pending = state.pending
+        return TryOutcome(
+            succeeded=state.succeeded,
+            failed=state.failed + pending,
+            retryable_users=pending,
+            failures=failures,
+            failures_truncated=truncated,
+            failure_file=str(failure_file),
+            requests_sent=state.requests_sent,
+            try_number=self.try_number,
+            skipped_attributes=state.skipped,
+        )

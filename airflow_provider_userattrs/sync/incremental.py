@@ -1,0 +1,351 @@
+"""Change-only syncs: send what changed since the last values the vendor accepted.
+
+State is the last value delivered per (sync, user, attribute), behind one interface,
+:class:`IncrementalState`, with two implementations: :class:`WarehouseState` (a table in the warehouse;
+the difference is one query there, so a 1M-row segment is diffed by the database, not in Python) and
+:class:`ObjectState` (one JSON document under ``ObjectStoragePath``, for records). State is written after
+delivery only, chunk by chunk: a crash between the two causes a resend, never a skip, and a user that
+failed stays different, so the next run sends it again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_userattrs.results import UserUpdate
+from airflow_provider_userattrs.sync.sources import Attributes, Item, Row, from_records, sql_hook, stream_sql
+from airflow_provider_userattrs.sync.storage import write_text_atomically
+
+STATE_TABLE = "userattrs_sync_state"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+StateUpdate = tuple[str, str, str | None]
+"""(user, attribute, text of the delivered value, or None to forget the attribute)."""
+
+
+def value_text(value: object) -> str | None:
+    """The text a value is remembered by (None stays None: nothing is stored for it)."""
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The users a sync is about, as an incremental state needs to see them.
+
+    ``rows`` reads the records (or the SQL rows) again each time it is called; ``sql`` is the query itself,
+    for a state that diffs in the warehouse.
+    """
+
+    user_id_field: str
+    attributes: Attributes
+    rows: Callable[[], Iterable[Row]]
+    sql: str | None = None
+    parameters: Any = None
+    fetch_size: int = 10_000
+
+
+class IncrementalState(ABC):
+    """The last delivered values of one sync (``state_key``), and what differs from them."""
+
+    state_key: str
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the state lives, for the log and the report."""
+
+    @abstractmethod
+    def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
+        """Users of ``segment`` whose values differ from the state (all of them with ``full_refresh``), by
+        increasing position; each item carries the state text its attributes take once delivered."""
+
+    @abstractmethod
+    def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
+        """Users with state who are no longer in ``segment``, numbered from ``start``: their attributes are
+        removed where the vendor can."""
+
+    @abstractmethod
+    def record(self, updates: Sequence[StateUpdate]) -> None:
+        """Remember what the vendor accepted. Called after delivery, never before."""
+
+    def close(self) -> None:  # noqa: B027  # an optional hook: most states hold nothing open
+        """Release what the state holds open (a database connection)."""
+
+    def items(self, segment: Segment, *, full_refresh: bool, remove_missing: bool) -> Iterator[Item]:
+        """The work of one incremental run: the changes, then (``remove_missing``) the leavers.
+
+        Leavers are numbered after the last change, so that positions stay unique within the run.
+        """
+        next_position = 0
+        for item in self.changes(segment, full_refresh):
+            next_position = item.position + 1
+            yield item
+        if remove_missing:
+            yield from self.leavers(segment, next_position)
+
+    def __enter__(self) -> IncrementalState:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _leaver(position: int, user: str, names: Sequence[str]) -> Item:
+    update = UserUpdate(user, dict.fromkeys(names))
+    return Item(position, update, state=dict.fromkeys(names), state_user=user, removal=True)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class WarehouseState(IncrementalState):
+    """The state table in the warehouse, and the diff query against it (needs ``segment.sql``)."""
+
+    def __init__(self, sql_conn_id: str, state_key: str, table: str = STATE_TABLE) -> None:
+        if not all(_IDENTIFIER.match(part) for part in table.split(".")):
+            raise ValueError(f"state table {table!r} is not a plain (schema.)table name")
+        self.hook: Any = sql_hook(sql_conn_id)
+        self.sql_conn_id = sql_conn_id
+        self.state_key = state_key
+        self.table = table
+        self._conn: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.table} in the warehouse ({self.sql_conn_id})"
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self._conn = self.hook.get_conn()
+            self._ensure_table()
+        return self._conn
+
+    @property
+    def _mark(self) -> str:
+        return "?" if self._is_sqlite else "%s"
+
+    @property
+    def _is_sqlite(self) -> bool:
+        return type(self.conn).__module__.startswith("sqlite3")
+
+    def _ensure_table(self) -> None:
+        cursor = self._conn.cursor()
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (state_key VARCHAR(250) NOT NULL, user_id VARCHAR(320) NOT NULL, "
+            "attribute VARCHAR(255) NOT NULL, value TEXT, synced_at VARCHAR(40), "
+            "PRIMARY KEY (state_key, user_id, attribute))"
+        )
+        self._conn.commit()
+        cursor.close()
+
+    def columns(self, sql: str) -> list[str]:
+        """The columns ``sql`` returns, without reading a row."""
+        cursor = self.conn.cursor()
+        cursor.execute(f"SELECT * FROM ({sql}) userattrs_src WHERE 1 = 0")
+        names = [str(d[0]) for d in cursor.description]
+        cursor.close()
+        return names
+
+    def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
+        sql = self._sql_of(segment)
+        columns = self.columns(sql)
+        uid = segment.user_id_field
+        if uid not in columns:
+            raise ValueError(f"the query has no column {uid!r} (user_id_field)")
+        if isinstance(segment.attributes, Mapping):
+            names, renames = list(segment.attributes), dict(segment.attributes)
+        else:
+            names, renames = list(segment.attributes or [c for c in columns if c != uid]), {}
+        diff = self.diff_sql(sql, uid, names, full_refresh)
+        rows = self.stream_diff(diff, segment.parameters, segment.fetch_size)
+        return self._changed_items(rows, uid, names, renames, full_refresh)
+
+    @staticmethod
+    def _sql_of(segment: Segment) -> str:
+        if not segment.sql:
+            raise ValueError("a warehouse state diffs a SQL segment: give sql")
+        return segment.sql
+
+    def diff_sql(self, sql: str, user_id_field: str, attributes: Sequence[str], full_refresh: bool) -> str:
+        """Rows of the segment with a changed attribute, with the previous and current text of each."""
+        uid = f"CAST(src.{_quote(user_id_field)} AS TEXT)"
+        select = ["src.*"]
+        joins, changed = [], []
+        for index, name in enumerate(attributes):
+            current = f"CAST(src.{_quote(name)} AS TEXT)"
+            alias = f"s{index}"
+            select.append(f"{current} AS __cur_{index}")
+            select.append(f"{alias}.value AS __prev_{index}")
+            joins.append(
+                f"LEFT JOIN {self.table} {alias} ON {alias}.state_key = {_literal(self.state_key)} "
+                f"AND {alias}.user_id = {uid} AND {alias}.attribute = {_literal(name)}"
+            )
+            # No NULL is stored (a removal deletes the row): a missing row means "nothing delivered".
+            changed.append(
+                f"({alias}.value IS NULL AND {current} IS NOT NULL) OR "
+                f"({alias}.value IS NOT NULL AND ({current} IS NULL OR {current} <> {alias}.value))"
+            )
+        where = "" if full_refresh else "WHERE " + " OR ".join(f"({c})" for c in changed)
+        return f"SELECT {', '.join(select)} FROM ({sql}) src {' '.join(joins)} {where} ORDER BY {uid}"
+
+    def stream_diff(self, diff_sql: str, parameters: Any, fetch_size: int) -> Iterator[Row]:
+        """Rows of the diff query, streamed.
+
+        SQLite lets no other connection write while a read is open: with a separate cursor streaming the diff,
+        the state writes after each chunk would wait forever (seen at 1M rows). There, the diff is
+        materialised in a temporary table of the state's own connection and read back from it.
+        """
+        if not self._is_sqlite:
+            yield from stream_sql(self.sql_conn_id, diff_sql, parameters, fetch_size)
+            return
+        cursor = self.conn.cursor()
+        cursor.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
+        create = f"CREATE TEMP TABLE userattrs_diff AS {diff_sql}"
+        cursor.execute(create, parameters) if parameters is not None else cursor.execute(create)
+        cursor.execute("SELECT * FROM temp.userattrs_diff ORDER BY rowid")
+        columns = [d[0] for d in cursor.description]
+        try:
+            while rows := cursor.fetchmany(fetch_size):
+                for row in rows:
+                    yield dict(zip(columns, row, strict=False))
+        finally:
+            cursor.close()
+            self.conn.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
+
+    @staticmethod
+    def _changed_items(
+        rows: Iterable[Row], user_id_field: str, attributes: Sequence[str], renames: Mapping[str, str], full: bool
+    ) -> Iterator[Item]:
+        for position, row in enumerate(rows):
+            user_id = row.get(user_id_field)
+            values: dict[str, object] = {}
+            state: dict[str, str | None] = {}
+            for index, name in enumerate(attributes):
+                current, previous = row.get(f"__cur_{index}"), row.get(f"__prev_{index}")
+                if (current == previous and not full) or (current is None and previous is None):
+                    continue
+                values[renames.get(name, name)] = row.get(name)
+                state[renames.get(name, name)] = current
+            if user_id is None:
+                yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
+            elif values:
+                yield Item(position, UserUpdate(user_id, values), state=state, state_user=str(user_id))
+
+    def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
+        # An anti-join, not NOT EXISTS: both databases hash or index it; a correlated subquery would scan
+        # the segment once per state row.
+        query = (
+            f"SELECT s.user_id, s.attribute FROM {self.table} s LEFT JOIN "
+            f"(SELECT DISTINCT CAST(src.{_quote(segment.user_id_field)} AS TEXT) AS uid FROM ({self._sql_of(segment)}) "
+            f"src) present ON present.uid = s.user_id WHERE s.state_key = {_literal(self.state_key)} "
+            "AND present.uid IS NULL ORDER BY s.user_id, s.attribute"
+        )
+        cursor = self.conn.cursor()
+        cursor.execute(query)
+        rows: list[tuple[str, str]] = cursor.fetchall()
+        cursor.close()
+        current: str | None = None
+        names: list[str] = []
+        position = start
+        for user, attribute in rows:
+            if user != current and current is not None:
+                yield _leaver(position, current, names)
+                position += 1
+                names = []
+            current = user
+            names.append(attribute)
+        if current is not None:
+            yield _leaver(position, current, names)
+
+    def record(self, updates: Sequence[StateUpdate]) -> None:
+        if not updates:
+            return
+        mark = self._mark
+        cursor = self.conn.cursor()
+        keep = [(self.state_key, u, a, v) for u, a, v in updates if v is not None]
+        drop = [(self.state_key, u, a) for u, a, v in updates if v is None]
+        if keep:
+            cursor.executemany(
+                f"INSERT INTO {self.table} (state_key, user_id, attribute, value, synced_at) "
+                f"VALUES ({mark}, {mark}, {mark}, {mark}, CAST(CURRENT_TIMESTAMP AS TEXT)) "
+                "ON CONFLICT (state_key, user_id, attribute) DO UPDATE SET value = excluded.value, "
+                "synced_at = excluded.synced_at",
+                keep,
+            )
+        if drop:
+            cursor.executemany(
+                f"DELETE FROM {self.table} WHERE state_key = {mark} AND user_id = {mark} AND attribute = {mark}", drop
+            )
+        self.conn.commit()
+        cursor.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class ObjectState(IncrementalState):
+    """State of a records-based sync: one JSON document ``{user: {attribute: text}}`` in object storage."""
+
+    def __init__(self, root: str, state_key: str) -> None:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", state_key)
+        self.state_key = state_key
+        self.path = ObjectStoragePath(root) / "_state" / f"{safe}.json"
+        self.values: dict[str, dict[str, str]] = {}
+        if self.path.exists():
+            self.values = json.loads(self.path.read_text() or "{}")
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
+        for item in from_records(segment.rows(), segment.user_id_field, segment.attributes):
+            if item.update is None:
+                yield item
+                continue
+            user = str(item.update.user_id)
+            known = self.values.get(user, {})
+            state = {name: value_text(value) for name, value in item.update.attributes.items()}
+            changed = {
+                name: value
+                for name, value in item.update.attributes.items()
+                if (full_refresh or known.get(name) != state[name]) and not (value is None and name not in known)
+            }
+            if changed:
+                update = UserUpdate(item.update.user_id, changed)
+                yield Item(item.position, update, state={n: state[n] for n in changed}, state_user=user)
+
+    def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
+        present = {str(r.get(segment.user_id_field)) for r in segment.rows() if isinstance(r, Mapping)}
+        for offset, user in enumerate(sorted(set(self.values) - present)):
+            yield _leaver(start + offset, user, sorted(self.values[user]))
+
+    def record(self, updates: Sequence[StateUpdate]) -> None:
+        if not updates:
+            return
+        for user, attribute, text in updates:
+            if text is None:
+                self.values.get(user, {}).pop(attribute, None)
+                if user in self.values and not self.values[user]:
+                    del self.values[user]
+            else:
+                self.values.setdefault(user, {})[attribute] = text
+        write_text_atomically(self.path, json.dumps(self.values))

@@ -1,0 +1,148 @@
+"""The report of a try: what :func:`build_report` turns into the XCom ``return_value`` / ``report``.
+
+Its keys and meanings are public (README "The report"); they are written in this one function only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_userattrs.sync.storage import Line
+
+MAX_REPORTED_FAILURES = 100
+
+
+@dataclass(frozen=True)
+class FailureSample:
+    """One (user, attribute) failure as the report shows it; the failure file has the whole line."""
+
+    user_id: object
+    attribute: str | None
+    reason: str | None
+    retryable: bool
+
+
+def sample_failures(lines: Iterable[Line]) -> tuple[list[FailureSample], bool]:
+    """The first :data:`MAX_REPORTED_FAILURES` failures, and whether there were more."""
+    sample = list(itertools.islice(lines, MAX_REPORTED_FAILURES + 1))
+    failures = [
+        FailureSample(line.get("user_id"), line.get("attribute"), line.get("reason"), bool(line.get("retryable")))
+        for line in sample[:MAX_REPORTED_FAILURES]
+    ]
+    return failures, len(sample) > MAX_REPORTED_FAILURES
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where this try started: source users settled before it, users of earlier tries it resent."""
+
+    offset: int
+    replayed_users: int
+
+
+@dataclass(frozen=True)
+class IncrementalSummary:
+    state_key: str
+    state: str
+    """Where the state lives (a table in the warehouse, or a document's path)."""
+    full_refresh: bool
+    changed_users: int
+    removed_users: int
+
+
+@dataclass(frozen=True)
+class PreviewUser:
+    user_id: object
+    attributes: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DryRunPreview:
+    would_send: int
+    preview: list[PreviewUser]
+
+
+@dataclass(frozen=True)
+class TryOutcome:
+    """What one try settled, counted once per user (``succeeded + failed == total``)."""
+
+    succeeded: int
+    failed: int
+    """Users with a rejection, plus users whose transient failures no try has settled (``retryable_users``)."""
+    retryable_users: int
+    failures: list[FailureSample]
+    failures_truncated: bool
+    failure_file: str
+    requests_sent: int
+    try_number: int | None = None
+    """None for a dry run, whose report has neither try number nor skipped attributes."""
+    skipped_attributes: int | None = None
+    resumed: Resumed | None = None
+    incremental: IncrementalSummary | None = None
+    dry_run: DryRunPreview | None = None
+    paused: bool = False
+    """The engine stopped after a chunk because it was asked to; the state is saved for a resumption."""
+
+    @property
+    def total(self) -> int:
+        return self.succeeded + self.failed
+
+
+def build_report(
+    *,
+    vendor: str,
+    conn_id: str,
+    dry_run: bool,
+    outcome: TryOutcome | None,
+    duration_seconds: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The report pushed to XCom. ``outcome`` is None when the sync stopped on ``error`` (bad credentials)."""
+    report: dict[str, Any] = {"vendor": vendor, "conn_id": conn_id, "dry_run": dry_run}
+    if error is not None:
+        report["error"] = error
+    total = outcome.total if outcome is not None else 0
+    if outcome is not None:
+        report.update(_counts(outcome))
+    report["total"] = total
+    report["duration_seconds"] = round(duration_seconds, 3)
+    report["users_per_second"] = round(total / duration_seconds, 1) if duration_seconds > 0 else None
+    return report
+
+
+def _counts(outcome: TryOutcome) -> dict[str, object]:
+    counts: dict[str, object] = {
+        "total": outcome.total,
+        "succeeded": outcome.succeeded,
+        "failed": outcome.failed,
+        "retryable_users": outcome.retryable_users,
+        "failures": [
+            {"user_id": f.user_id, "attribute": f.attribute, "reason": f.reason, "retryable": f.retryable}
+            for f in outcome.failures
+        ],
+        "failures_truncated": outcome.failures_truncated,
+        "failure_file": outcome.failure_file,
+    }
+    if outcome.dry_run is not None:
+        counts["would_send"] = outcome.dry_run.would_send
+        counts["preview"] = [{"user_id": p.user_id, "attributes": dict(p.attributes)} for p in outcome.dry_run.preview]
+    counts["requests_sent"] = outcome.requests_sent
+    if outcome.try_number is not None:
+        counts["try_number"] = outcome.try_number
+    if outcome.skipped_attributes is not None:
+        counts["skipped_attributes"] = outcome.skipped_attributes
+    if outcome.resumed is not None:
+        counts["resumed"] = {"offset": outcome.resumed.offset, "replayed_users": outcome.resumed.replayed_users}
+    if outcome.incremental is not None:
+        inc = outcome.incremental
+        counts["incremental"] = {
+            "state_key": inc.state_key,
+            "state": inc.state,
+            "full_refresh": inc.full_refresh,
+            "changed_users": inc.changed_users,
+            "removed_users": inc.removed_users,
+        }
+    return counts

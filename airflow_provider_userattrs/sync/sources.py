@@ -1,0 +1,170 @@
+"""Where the users to sync come from: a list, any Airflow SQL connection, or a failure file to replay.
+
+Every source yields :class:`Item` in a stable order with its position, so that a retried try can skip
+what an earlier try settled by position.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_userattrs.results import UserUpdate
+from airflow_provider_userattrs.sync import storage
+
+log = logging.getLogger(__name__)
+
+Row = Mapping[str, Any]
+"""A record or a SQL row: column name to value."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One unit of work: a user update, or a record that cannot become one (and why)."""
+
+    position: int
+    update: UserUpdate | None
+    problem: str | None = None
+    counted: bool = False
+    """Read from a failure file: the lines say an earlier try already counted this user (it also had a
+    rejection). Only the engine decides whether that matters (see ``sync/engine.py``)."""
+    state: Mapping[str, str | None] | None = None
+    """Incremental sync: the text each attribute's state takes once delivered (None: remove the row)."""
+    state_user: str | None = None
+    removal: bool = False
+    """A user who left the segment: its attributes are removed where the vendor can."""
+
+
+def stream_sql(sql_conn_id: str, sql: str, parameters: Any = None, fetch_size: int = 10_000) -> Iterator[Row]:
+    """Rows of ``sql`` as dicts, fetched ``fetch_size`` at a time, with a server-side cursor where the
+    database offers one (PostgreSQL): memory stays flat whatever the size of the segment.
+
+    Any connection whose hook is a common-sql ``DbApiHook`` works (SQLite, PostgreSQL, Snowflake, ...).
+    """
+    conn = sql_connection(sql_conn_id)
+    cursor = None
+    try:
+        cursor = _server_side_cursor(conn, fetch_size)
+        cursor.execute(sql, parameters) if parameters is not None else cursor.execute(sql)
+        columns: list[str] | None = None
+        while True:
+            rows = cursor.fetchmany(fetch_size)
+            if columns is None:
+                columns = [d[0] for d in cursor.description or ()]
+            if not rows:
+                break
+            for row in rows:
+                yield dict(zip(columns, row, strict=False))
+    finally:
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:  # closing a half-read server-side cursor must not hide the real error
+                log.debug("cursor close failed", exc_info=True)
+        conn.close()
+
+
+def sql_hook(sql_conn_id: str) -> Any:
+    """The common-sql hook of an Airflow connection (a DB-API hook: ``get_conn()``)."""
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_connection(sql_conn_id).get_hook()  # type: ignore[no-untyped-call]  # untyped in Airflow
+    if not hasattr(hook, "get_conn"):
+        raise TypeError(f"connection {sql_conn_id!r} is not a SQL connection (its hook has no get_conn)")
+    return hook
+
+
+def sql_connection(sql_conn_id: str) -> Any:
+    """A DB-API connection of an Airflow SQL connection."""
+    return sql_hook(sql_conn_id).get_conn()
+
+
+def _server_side_cursor(conn: Any, fetch_size: int) -> Any:
+    module = type(conn).__module__
+    if module.startswith("psycopg2") or module.startswith("psycopg"):
+        # A named cursor is a server-side cursor: rows travel fetch_size at a time.
+        cursor = conn.cursor(name="userattrs_stream")
+        cursor.itersize = fetch_size
+        return cursor
+    return conn.cursor()
+
+
+Attributes = Sequence[str] | Mapping[str, str] | None
+"""A list restricts the keys sent; a mapping renames them (``{column: attribute}``); None sends all."""
+
+
+def from_records(records: Iterable[Any], user_id_field: str, attributes: Attributes, start: int = 0) -> Iterator[Item]:
+    """Turn records into updates: the ``user_id_field`` identifies the user, other keys are attributes.
+
+    A record that is not a mapping or has no user id becomes an :class:`Item` with the problem, so that
+    it is counted and reported rather than dropped.
+    """
+    for position, record in enumerate(itertools.islice(records, start, None), start=start):
+        if not isinstance(record, Mapping):
+            yield Item(position, None, f"record {position} is a {type(record).__name__}, not a mapping")
+            continue
+        if user_id_field not in record:
+            yield Item(position, None, f"record {position} has no field {user_id_field!r} (the user id)")
+            continue
+        user_id = record[user_id_field]
+        if user_id is None:
+            yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
+            continue
+        if attributes is None:
+            values = {k: v for k, v in record.items() if k != user_id_field}
+        elif isinstance(attributes, Mapping):
+            values = {attribute: record.get(column) for column, attribute in attributes.items()}
+        else:
+            values = {name: record.get(name) for name in attributes}
+        yield Item(position, UserUpdate(user_id, values))
+
+
+def from_user_ids(user_ids: Iterable[Any], attribute: str, value: Any, start: int = 0) -> Iterator[Item]:
+    """One update of ``attribute`` to ``value`` per id; a SQL row's first column is the id."""
+    for position, user_id in enumerate(itertools.islice(user_ids, start, None), start=start):
+        if isinstance(user_id, Mapping):  # a SQL row: its first column is the id
+            user_id = next(iter(user_id.values()), None)
+        if user_id is None:
+            yield Item(position, None, f"record {position}: the user id is NULL")
+            continue
+        yield Item(position, UserUpdate(user_id, {attribute: value}))
+
+
+def replay_items(
+    parts: Iterable[str],
+    start: int = 0,
+    only_retryable: bool = True,
+    exclude: set[tuple[str, str]] | None = None,
+) -> Iterator[Item]:
+    """Users to send again from failure files: their retryable attributes, grouped back per user.
+
+    Lines of one user are adjacent in the files this package writes, so grouping needs no memory
+    beyond one user. ``start`` skips that many users (a resumed replay); ``exclude`` drops (user,
+    attribute) pairs a replay already delivered (the ledger).
+    """
+    lines = (line for part in parts for line in storage.read_lines(part))
+    wanted = (
+        line
+        for line in lines
+        if (line.get("retryable") or not only_retryable)
+        and not (exclude and (storage.ledger_key(line.get("user_id")), str(line.get("attribute"))) in exclude)
+    )
+    groups = itertools.groupby(wanted, key=_user_of_line)
+    for position, (_, group) in enumerate(itertools.islice(groups, start, None), start=start):
+        lines_of_user = list(group)
+        first = lines_of_user[0]
+        values = {line["attribute"]: line.get("value") for line in lines_of_user if line.get("attribute")}
+        counted = any(line.get("counted") for line in lines_of_user)
+        yield Item(position, UserUpdate(first["user_id"], values), counted=counted)
+
+
+def _user_of_line(line: storage.Line) -> tuple[object, str]:
+    return line.get("position"), json_key(line.get("user_id"))
+
+
+def json_key(value: object) -> str:
+    """A grouping key that keeps 42 and "42" apart (they may be different users of one vendor)."""
+    return f"{type(value).__name__}:{value}"
