@@ -96,6 +96,23 @@ class HookSettings:
         minimum=1,
         vendors=("usercom",),
     )
+    quota_requests: int | None = _setting(
+        None,
+        "The account's quota: requests allowed per quota_window_seconds (e.g. DX 1000 per 60), shared by every "
+        "task using the connection; empty = not declared (429s and rate-limit headers still pace the client).",
+        label="Quota: requests",
+        minimum=1,
+    )
+    quota_window_seconds: float | None = _setting(
+        None, "The quota's window in seconds (e.g. 60 for DX's 1,000 a minute).", label="Quota: window (s)", minimum=1
+    )
+    defer_after: float = _setting(
+        60.0,
+        "In a task, a wait for the vendor's quota longer than this defers the task to the triggerer (its worker "
+        "slot is freed) and resumes it where it stopped; outside a task the hook sleeps.",
+        label="Defer after (s)",
+        minimum=1,
+    )
     verify_ssl: bool = _setting(True, "Leave on; turning it off logs a warning.", label="Verify TLS certificates")
     allow_insecure_http: bool = _setting(
         False,
@@ -254,6 +271,11 @@ def parse_settings(extra: Mapping[str, Any], overrides: Mapping[str, Any] | None
                 f"fix it or remove it to use the default ({default})"
             ) from None
         values[spec.name] = value
+    if ("quota_requests" in values) != ("quota_window_seconds" in values):
+        raise ConnectionConfigError(
+            f"{where}: a quota needs both quota_requests and quota_window_seconds (e.g. 1000 and 60 for "
+            "1,000 requests a minute); set both or neither"
+        )
     return HookSettings(**values)
 
 

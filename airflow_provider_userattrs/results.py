@@ -22,6 +22,9 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     SKIPPED = "skipped"
+    POSTPONED = "postponed"
+    """Not sent: the vendor's quota asked for a wait longer than ``defer_after``. Only a caller that asked
+    for it (``hook.defer_long_waits``, which the operators set) sees this; the user is sent after the wait."""
 
     @property
     def is_failure(self) -> bool:
@@ -82,7 +85,13 @@ class UserResult:
 
     @property
     def ok(self) -> bool:
-        return not any(r.outcome.is_failure for r in self.results)
+        """Every attribute delivered or skipped (none failed, none postponed)."""
+        return not any(r.outcome.is_failure or r.outcome is Outcome.POSTPONED for r in self.results)
+
+    @property
+    def postponed(self) -> bool:
+        """Some attributes were not sent yet because the vendor asked for a long wait (see ``POSTPONED``)."""
+        return any(r.outcome is Outcome.POSTPONED for r in self.results)
 
     @property
     def failures(self) -> list[AttributeResult]:

@@ -43,6 +43,7 @@ class AltaTechHook(UserAttributesHook):
     vendor_label = "AltaTech"
     default_host = "https://altatech.ai"
     rules = RULES
+    announces_budget = True
 
     update_path = "/v1/property/update"
 

@@ -29,13 +29,9 @@ from airflow_provider_userattrs.errors import (
     VendorResponseError,
 )
 from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
-from airflow_provider_userattrs.hooks.policy import (
-    Clock,
-    SystemClock,
-    Throttle,
-    parse_retry_after,
-    rate_limit_reset_wait,
-)
+from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
+from airflow_provider_userattrs.hooks.pacing import LongWait, Pacer, Quota
+from airflow_provider_userattrs.hooks.policy import budget_from_headers, parse_retry_after
 from airflow_provider_userattrs.hooks.retry import RetryPolicy, send_with_retries
 from airflow_provider_userattrs.hooks.scheduler import CallScheduler, Window
 from airflow_provider_userattrs.hooks.transport import HttpResponse, Transport, Urllib3Transport
@@ -120,6 +116,8 @@ class UserAttributesHook(BaseHook):
     rules: ClassVar[VendorRules]
     window_setting: ClassVar[str | None] = None
     """Which setting bounds how many users are planned together (``None``: one user per window)."""
+    announces_budget: ClassVar[bool] = False
+    """The vendor sends its remaining budget on every answer (AltaTech's ``X-RateLimit-*``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -142,7 +140,13 @@ class UserAttributesHook(BaseHook):
         self.clock: Clock = clock or SystemClock()
         self._transport: Transport | None = transport
         self._config: tuple[str, HookSettings, str] | None = None
-        self._throttle: Throttle | None = None
+        self._pacer: Pacer | None = None
+        self.defer_long_waits = False
+        """When True (the operators set it), a wait for the quota longer than ``defer_after`` is not slept:
+        the calls concerned end ``POSTPONED`` and :attr:`postponed_until` says when to come back."""
+        self.postponed_until: float | None = None
+        """Wall-clock time after which postponed users may be sent (the latest wait asked for), or None."""
+        self._postponed_lock = threading.Lock()
         self._validator: Validator | None = None
         self._sent_lock = threading.Lock()
         self._requests_sent = 0
@@ -252,10 +256,21 @@ class UserAttributesHook(BaseHook):
         self.close()
 
     @property
-    def throttle(self) -> Throttle:
-        if self._throttle is None:
-            self._throttle = Throttle(clock=self.clock, requests_per_second=self.settings.requests_per_second)
-        return self._throttle
+    def pacer(self) -> Pacer:
+        """When each request may go (:mod:`.pacing`): shared by every thread of this hook."""
+        if self._pacer is None:
+            settings = self.settings
+            quota = None
+            if settings.quota_requests and settings.quota_window_seconds:
+                quota = Quota(settings.quota_requests, settings.quota_window_seconds)
+            self._pacer = Pacer(
+                clock=self.clock,
+                requests_per_second=settings.requests_per_second,
+                quota=quota,
+                announces_budget=self.announces_budget,
+                defer_after=settings.defer_after,
+            )
+        return self._pacer
 
     @property
     def validator(self) -> Validator:
@@ -374,6 +389,9 @@ class UserAttributesHook(BaseHook):
         """Send one call and turn what happened into one outcome per entry and attribute."""
         try:
             return self._interpret(call, self._send(call))
+        except LongWait as wait:
+            self._postpone(wait)
+            return self._all(call.entries, Outcome.POSTPONED, f"not sent yet: {wait}")
         except CallRejected as exc:
             return self._on_rejected(call, exc, budget or SplitBudget(len(call.entries)))
         except (TransientVendorError, VendorResponseError) as exc:
@@ -406,6 +424,10 @@ class UserAttributesHook(BaseHook):
             return self._all(part.entries, Outcome.FAILED, reason)
         return self._run_call(part, budget)
 
+    def _postpone(self, wait: LongWait) -> None:
+        with self._postponed_lock:
+            self.postponed_until = max(self.postponed_until or 0.0, wait.until)
+
     @staticmethod
     def _all(entries: Sequence[Entry], outcome: Outcome, reason: str) -> Outcomes:
         return [
@@ -432,8 +454,14 @@ class UserAttributesHook(BaseHook):
         timeout = (settings.connect_timeout, settings.read_timeout)
         body = json.dumps(call.body, allow_nan=False).encode()
         return send_with_retries(
-            lambda: self._attempt(transport, call.method, url, body, timeout, policy), policy, self.clock
+            lambda: self._attempt(transport, call.method, url, body, timeout, policy), policy, self._sleep
         )
+
+    def _sleep(self, seconds: float) -> None:
+        """Every wait of this hook goes through here, so that the report can say how long requests waited."""
+        if seconds > 0:
+            self.pacer.stats.waited_seconds += seconds
+            self.clock.sleep(seconds)
 
     def _attempt(
         self,
@@ -444,31 +472,37 @@ class UserAttributesHook(BaseHook):
         timeout: tuple[float, float],
         policy: RetryPolicy,
     ) -> HttpResponse:
-        self.throttle.acquire()
+        """One request: wait for its turn, send, tell the pacer what the vendor said."""
+        pacer = self.pacer
+        while (delay := pacer.reserve(defer=self.defer_long_waits)) > 0:
+            self.clock.sleep(delay)
         with self._sent_lock:
             self._requests_sent += 1
-        response = transport.request(method, url, body, timeout)
+        try:
+            response = transport.request(method, url, body, timeout)
+        except TransientVendorError:
+            pacer.on_no_answer()
+            raise
         status = response.status
-        now = self.clock.time()
-        reset_wait = rate_limit_reset_wait(response.headers, now)
+        budget = budget_from_headers(response.headers, self.clock.time(), self.clock.monotonic())
+        retry_after = None
         if status in RETRY_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-            if retry_after is None and status == 429:
-                retry_after = reset_wait
-            if status == 429:
-                self.throttle.on_throttled(retry_after)
-            raise TransientVendorError(
-                f"{self.vendor_label} answered HTTP {status}"
-                + (f" (asked to wait {retry_after:.0f} s)" if retry_after else ""),
-                retry_after=retry_after,
-                final=retry_after is not None and retry_after > policy.max_retry_wait,
-            )
-        if reset_wait and reset_wait > 1.0:
-            # The quota is spent: hold everybody until it resets rather than collect a 429 per thread. A wait
-            # within the header's one-second resolution says nothing a 429 would not say better.
-            self.throttle.pause(min(reset_wait, policy.max_retry_wait))
-        self.throttle.on_success()
-        return response
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.time())
+            if retry_after is None and status == 429 and budget is not None and budget.remaining <= 0:
+                retry_after = max(0.0, budget.reset_at - self.clock.monotonic())
+        # A wait beyond what this call may sleep makes it give up, and holds the other threads no longer either.
+        held = min(retry_after, policy.max_retry_wait) if retry_after is not None else None
+        pacer.on_answer(status, retry_after=held if status == 429 else None, budget=budget)
+        if status not in RETRY_STATUSES:
+            return response
+        if self.defer_long_waits and retry_after is not None and retry_after > self.settings.defer_after:
+            raise LongWait(self.clock.time() + retry_after, retry_after, f"{self.vendor_label} asked to wait")
+        raise TransientVendorError(
+            f"{self.vendor_label} answered HTTP {status}"
+            + (f" (asked to wait {retry_after:.0f} s)" if retry_after else ""),
+            retry_after=retry_after,
+            final=retry_after is not None and retry_after > policy.max_retry_wait,
+        )
 
     # -- interpretation ------------------------------------------------------------------------------
 

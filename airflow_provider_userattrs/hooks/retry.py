@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from airflow_provider_userattrs.errors import TransientVendorError
-from airflow_provider_userattrs.hooks.clock import Clock
 
 T = TypeVar("T")
 
@@ -59,7 +58,7 @@ class RetryPolicy:
         return self.wait_before_retry(state.attempts, error.retry_after)
 
 
-def send_with_retries(attempt: Callable[[], T], policy: RetryPolicy, clock: Clock) -> T:
+def send_with_retries(attempt: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None]) -> T:
     """Call ``attempt`` until it returns, retrying :class:`TransientVendorError` as ``policy`` says.
 
     The error that ends the loop says how many attempts were made, so that a reason in the failure file
@@ -77,5 +76,5 @@ def send_with_retries(attempt: Callable[[], T], policy: RetryPolicy, clock: Cloc
                 raise TransientVendorError(
                     f"{exc} (gave up after {tries})", retry_after=exc.retry_after, final=exc.final
                 ) from None
-            clock.sleep(wait)
+            sleep(wait)
             state.waited_seconds += wait

@@ -3,7 +3,12 @@ from __future__ import annotations
 import email.utils
 import random
 
-from airflow_provider_userattrs.hooks.policy import RetryPolicy, Throttle, parse_retry_after, rate_limit_reset_wait
+from airflow_provider_userattrs.hooks.policy import (
+    RetryPolicy,
+    budget_from_headers,
+    parse_retry_after,
+    rate_limit_reset_wait,
+)
 
 
 def test_retry_after_seconds_and_http_date():
@@ -35,69 +40,12 @@ def test_backoff_grows_exponentially_with_full_jitter_and_respects_retry_after()
     assert policy.wait_before_retry(1, retry_after=20.0, rng=rng) == 20.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.now += seconds
-
-
-def test_throttle_paces_at_configured_rate():
-    clock = Clock()
-    throttle = Throttle(clock=clock, requests_per_second=10)
-    for _ in range(21):
-        throttle.acquire()
-    assert abs(clock.slept - 2.0) < 1e-9
-
-
-def test_unconfigured_throttle_never_waits():
-    clock = Clock()
-    throttle = Throttle(clock=clock)
-    for _ in range(1000):
-        throttle.acquire()
-    assert clock.slept == 0
-
-
-def test_429_pauses_everybody_and_cuts_the_pace_then_recovers():
-    clock = Clock()
-    throttle = Throttle(clock=clock)
-    for _ in range(50):  # 50 requests inside one second
-        throttle.acquire()
-    throttle.on_throttled(retry_after=2.0)
-    throttle.on_throttled(retry_after=2.0)  # the same burst: cut once, not twice
-    assert throttle.rate is not None and abs(throttle.rate - 35.0) < 1e-9
-    throttle.acquire()
-    assert abs(clock.slept - 2.0) < 1e-9  # honoured the vendor's wait
-    rate = throttle.rate
-    for _ in range(100):
-        throttle.on_success()
-    assert throttle.rate > rate  # additive increase
-
-
-def test_429_after_accepted_requests_paces_just_under_what_the_vendor_accepted():
-    clock = Clock()
-    throttle = Throttle(clock=clock)
-    for _ in range(40):  # 40 requests accepted within the last second...
-        throttle.acquire()
-        throttle.on_success()
-    for _ in range(10):  # ...then 10 more sent and refused
-        throttle.acquire()
-    throttle.on_throttled(retry_after=None)
-    assert throttle.rate is not None and abs(throttle.rate - 38.0) < 1e-9  # 0.95 x 40, not 0.7 x 50
-
-
-def test_pause_holds_requests_until_reset():
-    clock = Clock()
-    throttle = Throttle(clock=clock)
-    throttle.pause(5)
-    throttle.acquire()
-    assert clock.slept == 5
+def test_budget_from_headers_on_the_monotonic_clock():
+    now = 1_000_000_000.0
+    headers = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": str(int(now + 30))}
+    budget = budget_from_headers(headers, now, monotonic_now=50.0)
+    assert budget is not None and (budget.remaining, budget.reset_at, budget.limit) == (7, 80.0, 100)
+    delta = budget_from_headers({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "12"}, now, 50.0)
+    assert delta is not None and delta.reset_at == 62.0 and delta.limit is None  # a delta, not a Unix time
+    assert budget_from_headers({"X-RateLimit-Remaining": "x", "X-RateLimit-Reset": "1"}, now, 0.0) is None
+    assert budget_from_headers({}, now, 0.0) is None

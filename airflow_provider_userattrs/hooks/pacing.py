@@ -1,0 +1,279 @@
+"""When the next request may go: the vendor's quota, spent evenly, shared by every process that uses it.
+
+Real vendors are quota-bound (DX 1,000 requests a minute per account, AltaTech plans down to 1,000 an
+hour), and a sync runs as many mapped tasks on many workers at once, each with its own :class:`Pacer`.
+No process knows how many others there are, so the pacer coordinates through what every process sees
+alike, the vendor's own signals:
+
+* **An announced budget** (AltaTech's ``X-RateLimit-Remaining``/``-Reset`` on every answer, account-wide):
+  the remaining budget is spent evenly until the reset, counting this process's requests in flight, and
+  sending stops before it reaches zero. Every process paces at ``remaining / time to reset``; with N
+  processes the remaining budget then falls N times faster and so does everybody's pace, so N processes
+  spend one budget without overrunning it (the budget decays as ``(1 - t/T)^N``, reaching 0 at the reset).
+  Before the first answer of a window, one probe request goes alone.
+* **Only 429 + Retry-After** (DX, Fyno, User.com): the pace converges on the quota by AIMD. A 429 cuts the
+  pace once per reaction period to a share of what this process had accepted (multiplicative decrease);
+  each second without a 429 adds a small step (additive increase), sized from the declared quota
+  (``quota_requests`` per ``quota_window_seconds``), which is also the ceiling of one process's pace.
+  The step is small on purpose: each step past the quota costs roughly one 429 per process, and
+  processes do not cut at the same instant, so a gentle climb is what keeps 429s rare with 8 processes.
+* Every wait the vendor asks for (``Retry-After``, a spent budget) is stretched by a random 0-25 %, so
+  that processes that were told the same instant do not come back in lockstep.
+
+A wait longer than :attr:`Pacer.defer_after` is not slept: :meth:`Pacer.reserve` raises
+:class:`LongWait` and the caller decides (an operator defers its task to the triggerer; a plain hook
+sleeps). Without a quota, announced budget or 429, the pacer never waits: no pace is imposed on a vendor
+that has not asked for one.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
+
+WAIT_JITTER = 0.25
+"""Vendor-asked waits are stretched by up to this share, drawn per process."""
+PROBE_POLL = 0.05
+"""How often a request waiting for the probe of a new budget window looks again (seconds)."""
+
+
+class LongWait(Exception):
+    """The next request may only go after a wait longer than ``defer_after``: ``until`` (wall-clock time)."""
+
+    def __init__(self, until: float, seconds: float, reason: str) -> None:
+        super().__init__(f"{reason}: next request in {seconds:.0f} s")
+        self.until = until
+        self.seconds = seconds
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Quota:
+    """An account's quota as declared on the connection: ``requests`` per ``window_seconds``."""
+
+    requests: int
+    window_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.window_seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the vendor announced in an answer: ``remaining`` requests until ``reset_at`` (monotonic time)."""
+
+    remaining: int
+    reset_at: float
+    limit: int | None = None
+
+
+@dataclass
+class PacerStats:
+    """What pacing cost, for the report."""
+
+    throttled: int = 0
+    """Answers that were 429."""
+    waited_seconds: float = 0.0
+    """Time requests spent waiting for their turn (summed over threads)."""
+
+
+@dataclass
+class Pacer:
+    """Pacing shared by every thread of one hook (one process's share of the account's quota)."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    requests_per_second: float | None = None
+    """A fixed client-side cap (off by default: plan limits differ from customer to customer)."""
+    quota: Quota | None = None
+    announces_budget: bool = False
+    """The vendor sends rate-limit headers on every answer (AltaTech): probe a window before spending it."""
+    defer_after: float | None = None
+    """Waits longer than this raise :class:`LongWait` instead of sleeping (None: always sleep)."""
+    rng: random.Random = field(default_factory=random.Random)
+    min_rate: float = 0.05
+    decrease: float = 0.9
+    """Pace after a 429, as a share of what this process had accepted in the last reaction period."""
+    increase_share: float = 0.005
+    """Additive increase per second, as a share of the declared quota's rate."""
+    undeclared_increase: float = 1.0
+    """Additive increase per second (requests/s) where no quota is declared."""
+
+    stats: PacerStats = field(default_factory=PacerStats)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _next_slot: float = field(default=0.0, init=False)
+    _paused_until: float = field(default=0.0, init=False)
+    _rate: float | None = field(default=None, init=False)
+    _last_increase: float | None = field(default=None, init=False)
+    _last_cut: float = field(default=float("-inf"), init=False)
+    _accepted: deque[float] = field(default_factory=lambda: deque(maxlen=100_000), init=False, repr=False)
+    _in_flight: int = field(default=0, init=False)
+    _budget: Budget | None = field(default=None, init=False)
+    _probing: bool = field(default=False, init=False)
+    _window_answers: int = field(default=0, init=False)
+    """Answers of this process in the current budget window after the first one."""
+    _window_first_remaining: int = field(default=0, init=False)
+    _window_last_remaining: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.quota is not None:
+            self._rate = self.quota.rate
+
+    # -- what callers see -----------------------------------------------------------------------------
+
+    @property
+    def rate(self) -> float | None:
+        """The pace in force now (requests/s), or None when nothing limits it."""
+        rates = [r for r in (self.requests_per_second, self._rate) if r]
+        return min(rates) if rates else None
+
+    @property
+    def budget(self) -> Budget | None:
+        return self._budget
+
+    def acquire(self) -> None:
+        """Block until this thread may send its next request (waits of any length are slept)."""
+        while (delay := self.reserve(defer=False)) > 0:
+            self.clock.sleep(delay)
+
+    def reserve(self, *, defer: bool = True) -> float:
+        """0 when a request may go now (it is then counted in flight), else seconds to wait before asking again.
+
+        :raises LongWait: when ``defer`` and the wait is longer than :attr:`defer_after`.
+        """
+        with self._lock:
+            now = self.clock.monotonic()
+            ready, reason = self._ready_at(now)
+            if ready <= now:
+                self._in_flight += 1
+                rate = self.rate
+                self._next_slot = max(now, self._next_slot) + (1.0 / rate if rate else 0.0)
+                return 0.0
+            delay = ready - now
+            if defer and self.defer_after is not None and delay > self.defer_after:
+                raise LongWait(self.clock.time() + delay, delay, reason)
+            self.stats.waited_seconds += delay
+            return delay
+
+    def on_answer(self, status: int, *, retry_after: float | None = None, budget: Budget | None = None) -> None:
+        """An answer came back (any status): release its slot, learn from it."""
+        with self._lock:
+            now = self.clock.monotonic()
+            self._release()
+            if budget is not None:
+                self._learn_budget(budget)
+            if status == 429:
+                self._throttled(now, retry_after)
+            else:
+                self._accepted.append(now)
+                self._grow(now)
+
+    def on_no_answer(self) -> None:
+        """The request got no answer (connection error, timeout): release its slot."""
+        with self._lock:
+            self._release()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread for ``seconds`` (stretched by the jitter): the vendor asked for it."""
+        with self._lock:
+            self._pause(self.clock.monotonic(), seconds)
+
+    # -- rules ----------------------------------------------------------------------------------------
+
+    def _ready_at(self, now: float) -> tuple[float, str]:
+        ready, reason = max(now, self._paused_until, self._next_slot), "the vendor asked to wait"
+        budget = self._budget
+        if budget is not None and now >= budget.reset_at:
+            self._budget = budget = None
+            self._probing = False
+        if budget is None:
+            if self.announces_budget and (self._probing or self._in_flight):
+                return max(ready, now + PROBE_POLL), "waiting for the vendor's budget"
+            self._probing = self.announces_budget
+            return ready, reason
+        spendable = budget.remaining - self._in_flight - self._others_last_moment(budget)
+        if spendable <= 0:
+            until = budget.reset_at + self._jitter(budget.reset_at - now)
+            return max(ready, until), "the vendor's rate-limit budget is spent until its reset"
+        # Spend what is left evenly until the reset: every process reads the same account-wide remainder.
+        interval = (budget.reset_at - now) / (spendable + 1)
+        return max(ready, self._last_send_slot() + interval), reason
+
+    def _others_last_moment(self, budget: Budget) -> int:
+        """Requests to leave for the other processes at the end of a window.
+
+        Every process sees the same last few requests of the budget; if each spent them, all but one would
+        draw a 429. This process's share of what the account spent since its first answer of the window
+        tells how many others there are (``spent / ours``); it leaves one request for each of them, a small loss for a large budget (7 of
+        100 with 8 processes) that saves a 429 per process per window.
+        """
+        if not self._window_answers:
+            return 0
+        spent = max(0, self._window_first_remaining - self._window_last_remaining)
+        return max(0, round(spent / self._window_answers) - 1)
+
+    def _last_send_slot(self) -> float:
+        rate = self.rate
+        return self._next_slot - (1.0 / rate if rate else 0.0)
+
+    def _learn_budget(self, budget: Budget) -> None:
+        self._probing = False
+        current = self._budget
+        if current is None or budget.reset_at > current.reset_at + 0.5:
+            self._budget = budget  # a new window
+            self._window_answers = 0
+            self._window_first_remaining = self._window_last_remaining = budget.remaining
+            return
+        self._window_answers += 1
+        self._window_last_remaining = min(self._window_last_remaining, budget.remaining)
+        # The same window: answers arrive out of order across threads; the lowest count is the latest.
+        self._budget = Budget(min(current.remaining, budget.remaining), current.reset_at, budget.limit)
+
+    def _throttled(self, now: float, retry_after: float | None) -> None:
+        self.stats.throttled += 1
+        reaction = max(1.0, retry_after or 0.0)
+        if now - self._last_cut >= reaction:
+            self._last_cut = now
+            accepted = self._accepted_rate(now)
+            current = self.rate or accepted or 1.0
+            target = min(current, accepted) if accepted else current
+            self._rate = max(self.min_rate, target * self.decrease)
+            self._last_increase = now
+        if retry_after:
+            self._pause(now, retry_after)
+
+    def _accepted_rate(self, now: float) -> float:
+        """What the vendor accepted from this process per second, over the quota's window (else 1 s)."""
+        span = self.quota.window_seconds if self.quota is not None else 1.0
+        started = self._accepted[0] if self._accepted else now
+        span = min(span, max(1.0, now - started))
+        return sum(1 for t in self._accepted if t >= now - span) / span
+
+    def _grow(self, now: float) -> None:
+        if self._rate is None:
+            return
+        last = self._last_increase if self._last_increase is not None else now
+        self._last_increase = now
+        elapsed = max(0.0, now - last)
+        if self.quota is not None:
+            # Grow by a share of what this process already gets: the account's total then climbs at the same
+            # pace whatever the number of processes, which bounds the 429s each climb past the quota costs.
+            base = max(self._rate, self.quota.rate * 0.01)
+            self._rate = min(self.quota.rate, self._rate + base * self.increase_share * elapsed)
+        else:
+            self._rate += self.undeclared_increase * elapsed
+            if self._rate > 10_000:
+                self._rate = None
+
+    def _pause(self, now: float, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, now + seconds + self._jitter(seconds))
+
+    def _jitter(self, seconds: float) -> float:
+        return self.rng.uniform(0.0, WAIT_JITTER * max(seconds, 0.0))
+
+    def _release(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
