@@ -195,7 +195,7 @@ class Pacer:
                 return max(ready, now + PROBE_POLL), "waiting for the vendor's budget"
             self._probing = self.announces_budget
             return ready, reason
-        spendable = budget.remaining - self._in_flight - self._others_last_moment(budget)
+        spendable = budget.remaining - self._in_flight - self._others_last_moment()
         if spendable <= 0:
             until = budget.reset_at + self._jitter(budget.reset_at - now)
             return max(ready, until), "the vendor's rate-limit budget is spent until its reset"
@@ -203,13 +203,13 @@ class Pacer:
         interval = (budget.reset_at - now) / (spendable + 1)
         return max(ready, self._last_send_slot() + interval), reason
 
-    def _others_last_moment(self, budget: Budget) -> int:
+    def _others_last_moment(self) -> int:
         """Requests to leave for the other processes at the end of a window.
 
         Every process sees the same last few requests of the budget; if each spent them, all but one would
         draw a 429. This process's share of what the account spent since its first answer of the window
-        tells how many others there are (``spent / ours``); it leaves one request for each of them, a small loss for a large budget (7 of
-        100 with 8 processes) that saves a 429 per process per window.
+        tells how many others there are (``spent / ours``); it leaves one request for each of them, a small
+        loss for a large budget (7 of 100 with 8 processes) that saves a 429 per process per window.
         """
         if not self._window_answers:
             return 0
