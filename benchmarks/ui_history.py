@@ -13,6 +13,7 @@ routing: what the API server does) for several pages and filters, prints a table
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -253,12 +254,19 @@ def main(argv: list[str] | None = None) -> int:
         db = f"userattrs_ui_bench_{uuid.uuid4().hex[:8]}"
         _admin(f'CREATE DATABASE "{db}"')
         home = tempfile.mkdtemp(prefix="userattrs-ui-bench-")
+        passwords = os.path.join(home, "passwords.json")
+        with open(passwords, "w") as handle:  # a file of our own: SimpleAuthManager prints no generated password
+            handle.write(json.dumps({"admin": uuid.uuid4().hex}))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update(
             AIRFLOW_HOME=home,
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            # Provider-declared plugins load when providers are discovered eagerly (see the README, "The UI").
+            AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS="False",
             AIRFLOW__API_AUTH__JWT_SECRET="userattrs-ui-bench",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=passwords,
             _USERATTRS_BENCH_CHILD="1",
         )
         try:

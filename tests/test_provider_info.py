@@ -68,3 +68,13 @@ def test_airflow_providers_list_shows_the_provider():
         check=True,
     ).stdout
     assert "airflow-provider-userattrs" in out
+
+
+def test_the_ui_plugin_is_declared_and_importable():
+    plugins = get_provider_info()["plugins"]
+    assert [p["name"] for p in plugins] == ["userattrs"]
+    module, _, name = plugins[0]["plugin-class"].rpartition(".")
+    plugin = getattr(importlib.import_module(module), name)
+    assert plugin.name == "userattrs"
+    assert plugin.fastapi_apps[0]["url_prefix"] == "/userattrs"
+    assert {v["destination"] for v in plugin.external_views} == {"nav", "task_instance"}

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from airflow_provider_userattrs.operators.storage import default_failure_root
 from airflow_provider_userattrs.ui.models import ReasonGroup
 
 ROOTS_OPTION = ("userattrs", "failure_roots")
@@ -42,6 +41,9 @@ def configured_roots() -> list[str]:
     from airflow.configuration import conf
 
     extra = conf.get(*ROOTS_OPTION, fallback="") or ""
+    # Imported here: ``operators`` pulls in every hook, which the API server needs only when a page reads a file.
+    from airflow_provider_userattrs.operators.storage import default_failure_root
+
     roots = [default_failure_root(), *(part.strip() for part in re.split(r"[,\n]", extra))]
     return [root for root in dict.fromkeys(roots) if root]
 

@@ -312,11 +312,11 @@ def _lines(resp: ReportResponse, here: str) -> str:
     total = page.total_lines
     nav = []
     if page.offset > 0:
-        nav.append(
-            f'<a href="{esc(here)}&offset={max(0, page.offset - page.limit)}&limit={page.limit}">&larr; previous</a>'
-        )
+        previous = f"{here}&offset={max(0, page.offset - page.limit)}&limit={page.limit}"
+        nav.append(f'<a href="{esc(previous)}">&larr; previous</a>')
     if total is None or page.offset + page.limit < total:
-        nav.append(f'<a href="{esc(here)}&offset={page.offset + page.limit}&limit={page.limit}">next &rarr;</a>')
+        following = f"{here}&offset={page.offset + page.limit}&limit={page.limit}"
+        nav.append(f'<a href="{esc(following)}">next &rarr;</a>')
     shown = f"lines {page.offset + 1:,}-{page.offset + len(page.lines):,}" + (f" of {total:,}" if total else "")
     return (
         f'<p class="muted">From {esc(page.source)}, {shown}.</p><table id="failure-lines"><thead><tr><th>User</th>'
