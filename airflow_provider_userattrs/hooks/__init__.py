@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.errors import (
     ConnectionConfigError,
     UserAttrsError,
     VendorAuthError,
 )
 from airflow_provider_userattrs.hooks.altatech import AltaTechHook
-from airflow_provider_userattrs.hooks.base import HookSettings, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.hooks.dx import DXHook
 from airflow_provider_userattrs.hooks.fyno import FynoHook
 from airflow_provider_userattrs.hooks.usercom import UserComHook

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
-from airflow_provider_userattrs.hooks.base import Call, Entry, Outcomes, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import UserAttributesHook
+from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, scalar_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_userattrs import __version__
 from airflow_provider_userattrs.config import HookSettings, parse_settings
 from airflow_provider_userattrs.errors import (
     CallRejected,
@@ -41,7 +42,7 @@ from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId,
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-USER_AGENT = "airflow-provider-userattrs/0.1"
+USER_AGENT = f"airflow-provider-userattrs/{__version__}"
 RESULTS_PER_WINDOW_FACTOR = 4
 """A window also closes once it holds this many times its size in results: users refused by the validator
 take no call but still occupy the window, and a segment of mostly invalid rows must not pile them up."""
@@ -589,3 +590,6 @@ class UserAttributesHook(BaseHook):
             (entry.ref, AttributeResult(entry.user_id, name, Outcome.DELIVERED, value))
             for name, value in chosen.items()
         ]
+
+
+__all__ = ["Blame", "Call", "Entry", "HookSettings", "Outcomes", "SplitBudget", "UserAttributesHook"]

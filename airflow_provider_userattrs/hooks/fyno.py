@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.errors import ConnectionConfigError, VendorAuthError
-from airflow_provider_userattrs.hooks.base import Call, Entry, Outcomes, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import UserAttributesHook
+from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
 from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, string_schema
 from airflow_provider_userattrs.results import AttributeResult, Outcome
 

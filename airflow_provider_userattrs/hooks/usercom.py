@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_userattrs.config import HookSettings
-from airflow_provider_userattrs.hooks.base import Blame, Call, Entry, Outcomes, UserAttributesHook
+from airflow_provider_userattrs.hooks.base import Blame, UserAttributesHook
+from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
 from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
 
 MASS_UPDATE = "/users/mass_update_custom_attributes/"
