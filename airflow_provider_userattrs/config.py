@@ -300,3 +300,17 @@ def form_fields(vendor: str) -> dict[str, dict[str, Any]]:
         description = meta["doc"] + (f" Default: {default}." if default not in (None, "") else "")
         fields[spec.name] = {"label": meta["label"], "description": description, "schema": schema}
     return fields
+
+
+def settings_markdown() -> str:
+    """README's table of connection extras, generated from :class:`HookSettings` (a test keeps them equal).
+
+    Print it with ``python -c "from airflow_provider_userattrs.config import settings_markdown as s; print(s())"``.
+    """
+    rows = ["| extra | default | vendors | what it does |", "|---|---|---|---|"]
+    for spec in SETTING_FIELDS:
+        default = spec.default if spec.default is not dataclasses.MISSING else {}
+        shown = "" if default is None else json.dumps(default) if isinstance(default, dict | bool) else str(default)
+        vendors = ", ".join(spec.metadata["vendors"]) if spec.metadata.get("vendors") else "all"
+        rows.append(f"| `{spec.name}` | {shown} | {vendors} | {spec.metadata['doc']} |")
+    return "\n".join(rows)
