@@ -125,6 +125,7 @@ def normalized_reason(line: dict[str, Any]) -> str:
 class _Group:
     retryable: bool
     count: int = 0
+    users: set[str] = field(default_factory=set)
     attributes: dict[str, None] = field(default_factory=dict)
 
 
@@ -151,12 +152,15 @@ def summarize(lines: Iterator[dict[str, Any]], scan_limit: int = SCAN_LIMIT) -> 
         retryable += is_retryable
         group = groups.setdefault((normalized_reason(line), is_retryable), _Group(is_retryable))
         group.count += 1
+        group.users.add(repr(line.get("user_id")))
         if len(group.attributes) < 8 and line.get("attribute") is not None:
             group.attributes[str(line["attribute"])] = None
     ordered = sorted(groups.items(), key=lambda kv: (-kv[1].count, kv[0][0]))
     return FailureSummary(
         [
-            ReasonGroup(reason=k[0], retryable=g.retryable, count=g.count, attributes=list(g.attributes))
+            ReasonGroup(
+                reason=k[0], retryable=g.retryable, count=g.count, users=len(g.users), attributes=list(g.attributes)
+            )
             for k, g in ordered
         ],
         count,

@@ -50,6 +50,8 @@ class ReasonGroup(BaseModel):
     reason: str
     retryable: bool
     count: int
+    """Failure lines: one per (user, attribute)."""
+    users: int
     attributes: list[str]
 
 

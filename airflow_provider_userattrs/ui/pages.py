@@ -102,7 +102,7 @@ def chart_svg(points: list[RunPoint], width: int = 1100, height: int = 260) -> s
     bar = max(1.0, min(18.0, slot * 0.38))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Delivered and failed users per run" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" id="sync-chart">'
+        f'style="width:100%;max-width:{width}px;height:auto" viewBox="0 0 {width} {height}" id="sync-chart">'
     ]
     for tick in range(5):
         value = peak * tick / 4
@@ -120,7 +120,7 @@ def chart_svg(points: list[RunPoint], width: int = 1100, height: int = 260) -> s
             (-bar, p.delivered, DELIVERED, "delivered"),
             (0, p.failed, FAILED, "failed"),
         ):
-            h = plot_h * value / peak
+            h = max(plot_h * value / peak, 1.5 if value else 0.0)  # a few failures stay visible next to thousands
             parts.append(
                 f'<rect class="bar-{kind}" x="{x + offset:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{colour}"><title>{esc(tip)}</title></rect>'
@@ -230,7 +230,8 @@ def syncs_page(
         "<h1>User attribute syncs</h1>"
         f'<h2>Delivered and failed users per run and vendor <span class="muted">(newest {len(points)} runs)</span></h2>'
         f"{chart_svg(points)}<h2>Sync task instances</h2>{_filters(flt, dag_ids, base_path)}"
-        f'<table id="syncs"><thead>{head}</thead><tbody>{rows}</tbody></table>{_pager(flt, total, base_path)}'
+        f'<div style="overflow-x:auto"><table id="syncs"><thead>{head}</thead><tbody>{rows}</tbody></table></div>'
+        f"{_pager(flt, total, base_path)}"
     )
     return _page("User attribute syncs", body)
 
@@ -288,13 +289,14 @@ def _reasons(resp: ReportResponse) -> str:
     if not resp.reasons:
         return '<p class="muted">No failures.</p>'
     rows = "".join(
-        f'<tr><td class="n">{g.count:,}</td><td>{"retryable" if g.retryable else "rejected"}</td>'
+        f'<tr><td class="n">{g.users:,}</td><td class="n">{g.count:,}</td>'
+        f"<td>{'retryable' if g.retryable else 'rejected'}</td>"
         f"<td>{esc(', '.join(g.attributes))}</td><td>{esc(g.reason)}</td></tr>"
         for g in resp.reasons
     )
     return (
         f'<p class="muted">Grouped from {esc(resp.reasons_source)}.</p><table id="reasons"><thead><tr>'
-        '<th class="n">Failures</th><th>Kind</th><th>Attributes</th><th>Reason</th></tr></thead>'
+        '<th class="n">Users</th><th class="n">Lines</th><th>Kind</th><th>Attributes</th><th>Reason</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )
 

@@ -1,6 +1,6 @@
 """End to end on a real Airflow 3 deployment: CeleryExecutor with two workers, PostgreSQL, Redis, the UI.
 
-``scripts/e2e_stack.py`` brings the stack up once for the module (about 40 s): fresh metadata and warehouse
+``scripts/e2e_stack.py`` brings the stack up once per session (``conftest.py``): fresh metadata and warehouse
 databases, the vendor sandbox, api-server, scheduler, dag-processor, triggerer and two Celery workers, the
 repository's ``dags/`` as the DAG bundle. The tests then drive it as a user would: the REST API v2, a Celery
 worker killed with SIGKILL in the middle of a sync, and the React UI in headless Chromium (Playwright).
@@ -12,82 +12,21 @@ Screenshots and the components' logs go to ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
-import shutil
-import signal
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "e2e"
+from .conftest import shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _load_stack_module() -> Any:
-    if "e2e_stack" in sys.modules:
-        return sys.modules["e2e_stack"]
-    spec = importlib.util.spec_from_file_location("e2e_stack", REPO_ROOT / "scripts" / "e2e_stack.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["e2e_stack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-e2e_stack = _load_stack_module()
 SYNC = "userattrs_warehouse_sync"
 MASS = "userattrs_mass_update"
 MANUAL = "userattrs_manual_update"
-
-
-def _unavailable(problem: str) -> None:
-    if os.environ.get("USERATTRS_REQUIRE_E2E") == "1":
-        pytest.fail(f"USERATTRS_REQUIRE_E2E=1 but {problem}")
-    pytest.skip(problem)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Any]:
-    """The whole deployment, started once for the module and always torn down (also when a test fails)."""
-    for check in (e2e_stack.postgres_problem, e2e_stack.redis_problem, e2e_stack.celery_provider_problem):
-        problem = check()
-        if problem:
-            _unavailable(problem)
-    shutil.rmtree(ARTIFACTS / "logs", ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    deployment = e2e_stack.AirflowStack(users=2000, keep_logs_in=ARTIFACTS / "logs")
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous == signal.SIG_DFL:  # a CI timeout's SIGTERM: tear down like Ctrl-C, not die leaving it all
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
-        deployment.start()
-        yield deployment
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            deployment.stop()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@pytest.fixture(scope="module")
-def sandbox(stack: Any) -> Any:
-    from airflow_provider_userattrs.sandbox import SandboxClient
-
-    return SandboxClient(stack.sandbox_url)
 
 
 def warehouse_rows(stack: Any, sql: str) -> list[tuple[Any, ...]]:
@@ -254,58 +193,9 @@ def _wait_for_chunk_running_on(stack: Any, sandbox: Any, run_id: str, worker: st
 # ---------------------------------------------------------------------------------------------------- the UI
 
 
-def find_chromium() -> str | None:
-    """Debian's Chromium (Playwright drives it; no ``playwright install`` download), or $USERATTRS_CHROMIUM."""
-    candidates = [os.environ.get("USERATTRS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")]
-    candidates += [shutil.which("chromium-browser")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-@pytest.fixture(scope="module")
-def browser(stack: Any) -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed ({exc})")
-    chromium = find_chromium()
-    if chromium is None:
-        _unavailable("no Chromium (/usr/bin/chromium, $USERATTRS_CHROMIUM): run bash scripts/install-chromium.sh")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture
-def page(browser: Any, stack: Any) -> Iterator[Any]:
-    """A logged-in page (SimpleAuthManager's login form)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    try:
-        page.goto(stack.api_url + "/")
-        page.get_by_label("Username").fill(stack.username)
-        page.get_by_label("Password").fill(stack.password)
-        page.get_by_role("button", name=re.compile(r"sign in|log ?in", re.I)).click()
-        page.wait_for_url(re.compile(r"^[^?]*/$"))
-        page.get_by_role("button", name="Admin").wait_for()
-        yield page
-    finally:
-        context.close()
-
-
 def field_label(scope: Any, text: str) -> Any:
     """The form label showing exactly ``text`` (a required field's label also holds its ``*``)."""
     return scope.locator("label").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*\*?\s*$")).first
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_ui_trigger_form_refuses_bad_input_and_runs_good_input(stack: Any, sandbox: Any, page: Any) -> None:

@@ -48,7 +48,7 @@ def test_report_page_shows_counts_grouped_reasons_and_escapes_untrusted_text(ui:
     html = report_page(ui, ui.rejected_chunk)
     assert "Failures by reason" in html and '<table id="reasons">' in html
     assert "DX rejected the request (HTTP 422): user_not_found" in html
-    assert re.search(r'<td class="n">7</td><td>rejected</td>', html)
+    assert re.search(r"<td class=\"n\">7</td><td class=\"n\">7</td><td>rejected</td>", html)
     assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'id="download"' in html and "deferrals" in html and "waited_seconds" in html
