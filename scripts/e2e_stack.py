@@ -424,6 +424,9 @@ class AirflowStack:
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH", "")])),
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # The provider's `userattrs` UI plugin is declared in its provider metadata, which Airflow reads
+                # for plugins only when providers are discovered eagerly (or via an airflow.plugins entry point).
+                "AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
