@@ -301,13 +301,17 @@ def _reasons(resp: ReportResponse) -> str:
     )
 
 
+def _value(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def _lines(resp: ReportResponse, here: str) -> str:
     page = resp.failures
     if not page.lines:
         return '<p class="muted">No failure lines.</p>'
     rows = "".join(
         f"<tr><td>{esc(line.get('user_id'))}</td><td>{esc(line.get('attribute'))}</td>"
-        f"<td>{esc(line.get('outcome'))}</td><td><code>{esc(json.dumps(line.get('value'), default=str))}</code></td>"
+        f"<td>{esc(line.get('outcome'))}</td><td><code>{esc(_value(line.get('value')))}</code></td>"
         f"<td>{'yes' if line.get('retryable') else 'no'}</td><td>{esc(line.get('reason'))}</td></tr>"
         for line in page.lines
     )
