@@ -399,7 +399,7 @@ def case_hook_updates(vendor: str, count: int, overrides: dict[str, Any]) -> dic
         "ok": ok,
         "failed": failed,
         "requests_sent": hook.requests_sent,
-        "throttled": hook.throttle.throttled_count,
+        "throttled": hook.pacer.stats.throttled,
     }
 
 
