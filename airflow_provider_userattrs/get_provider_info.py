@@ -12,6 +12,31 @@ from typing import Any
 from airflow_provider_userattrs import __version__
 from airflow_provider_userattrs.config import form_fields
 
+VENDORS = (("AltaTech", "altatech"), ("Fyno", "fyno"), ("DX", "dx"), ("User.com", "usercom"))
+OPERATOR_MODULES = [
+    "airflow_provider_userattrs.operators.update",
+    "airflow_provider_userattrs.operators.mass_update",
+]
+HOW_TO_GUIDES = [
+    "/docs/connections.md",
+    "/docs/operators.md",
+    "/docs/incremental.md",
+    "/docs/delivery-guarantees.md",
+    "/docs/assets-and-lineage.md",
+    "/docs/sandbox.md",
+    "/docs/ui.md",
+]
+"""The docs pages, relative to the repository root (as Airflow's providers give theirs from their docs root)."""
+
+
+def _integration(name: str, doc_url: str) -> dict[str, Any]:
+    return {
+        "integration-name": name,
+        "external-doc-url": doc_url,
+        "how-to-guide": HOW_TO_GUIDES,
+        "tags": ["service"],
+    }
+
 
 def _connection_type(conn_type: str, hook: str, name: str, host_placeholder: str, token_label: str) -> dict[str, Any]:
     return {
@@ -33,26 +58,28 @@ def get_provider_info() -> dict[str, Any]:
         "name": "User Attributes (reverse ETL)",
         "description": "Sync user attributes from a warehouse into AltaTech, Fyno, DX and User.com.",
         "versions": [__version__],
+        # No "logo" keys: the package ships no vendor logos, and the key is optional.
         "integrations": [
-            {"integration-name": "AltaTech", "external-doc-url": "https://altatech.ai", "tags": ["service"]},
-            {"integration-name": "Fyno", "external-doc-url": "https://docs.fyno.io", "tags": ["service"]},
-            {"integration-name": "DX", "external-doc-url": "https://docs.getdx.com", "tags": ["service"]},
-            {"integration-name": "User.com", "external-doc-url": "https://user.com", "tags": ["service"]},
+            _integration("AltaTech", "https://altatech.ai"),
+            _integration("Fyno", "https://docs.fyno.io"),
+            _integration("DX", "https://docs.getdx.com"),
+            _integration("User.com", "https://user.com"),
         ],
         "hooks": [
             {
                 "integration-name": name,
                 "python-modules": [f"airflow_provider_userattrs.hooks.{module}"],
             }
-            for name, module in (("AltaTech", "altatech"), ("Fyno", "fyno"), ("DX", "dx"), ("User.com", "usercom"))
+            for name, module in VENDORS
         ],
-        "operators": [
+        # Both operators serve every vendor: each integration lists them, as Airflow's providers list theirs.
+        "operators": [{"integration-name": name, "python-modules": OPERATOR_MODULES} for name, _ in VENDORS],
+        "asset-uris": [
             {
-                "integration-name": "User.com",
-                "python-modules": [
-                    "airflow_provider_userattrs.operators.update",
-                    "airflow_provider_userattrs.operators.mass_update",
-                ],
+                "schemes": ["userattrs"],
+                "handler": "airflow_provider_userattrs.assets.sanitize_uri",
+                "factory": "airflow_provider_userattrs.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_userattrs.assets.convert_asset_to_openlineage",
             }
         ],
         "plugins": [{"name": "userattrs", "plugin-class": "airflow_provider_userattrs.ui.plugin.UserAttrsPlugin"}],

@@ -1,0 +1,158 @@
+"""The vendor dataset as an Airflow asset: ``userattrs://<vendor>/<conn_id>``, and the event a sync emits on it.
+
+Why an alias: the vendor is the connection's *type*, known only once the task runs (the connection may even be
+templated), so no sync operator can name its asset at parse time. Each one lists the alias
+:data:`SYNC_ALIAS_NAME` in its ``outlets`` and, on success, attaches the event to the concrete asset through
+``outlet_events[alias].add(asset, extra=...)``: Airflow then creates the asset if needed, records the event and
+queues the DAGs scheduled on it.
+
+The provider metadata registers the ``userattrs`` scheme with :func:`sanitize_uri` (normaliser),
+:func:`create_asset` (factory) and :func:`convert_asset_to_openlineage`, so that the asset and the OpenLineage
+output of :mod:`airflow_provider_userattrs.lineage` name the same dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, quote, unquote, urlsplit
+
+from airflow.sdk import Asset, AssetAlias
+
+if TYPE_CHECKING:
+    from openlineage.client.event_v2 import Dataset as OpenLineageDataset
+
+log = logging.getLogger(__name__)
+
+SCHEME = "userattrs"
+VENDORS = ("altatech", "fyno", "dx", "usercom")
+"""The connection types of the provider; the vendor part of every ``userattrs://`` URI is one of them."""
+SYNC_ALIAS_NAME = "userattrs_sync"
+"""The asset alias every sync task lists in its outlets (see the module's docstring)."""
+
+__all__ = [
+    "SCHEME",
+    "SYNC_ALIAS_NAME",
+    "SyncEventExtra",
+    "asset_uri",
+    "convert_asset_to_openlineage",
+    "create_asset",
+    "emit_sync_event",
+    "sanitize_uri",
+    "vendor_dataset",
+    "with_sync_alias",
+]
+
+
+def asset_uri(vendor: str, conn_id: str) -> str:
+    """``userattrs://<vendor>/<conn_id>``, the connection id percent-encoded where it needs to be."""
+    return f"{SCHEME}://{vendor.lower()}/{quote(conn_id, safe='')}"
+
+
+def vendor_dataset(vendor: str, conn_id: str) -> tuple[str, str]:
+    """The OpenLineage (namespace, name) of a vendor dataset: ``userattrs://<vendor>`` and ``<conn_id>``."""
+    return f"{SCHEME}://{vendor.lower()}", conn_id
+
+
+def sanitize_uri(uri: SplitResult) -> SplitResult:
+    """Normalise a ``userattrs://`` URI, or refuse it (``ValueError``: the DAG file fails to import).
+
+    Airflow has already lowercased the scheme, sorted the query and dropped the fragment. Here the vendor is
+    lowercased and must be one of :data:`VENDORS`, and the path must be exactly one connection id: a typo such
+    as ``userattrs://dx_default`` would otherwise name an asset no sync ever emits.
+    """
+    vendor = (uri.hostname or "").lower()
+    if uri.username or uri.password or uri.port is not None:
+        raise ValueError(f"a {SCHEME}:// URI has no user, password or port: {SCHEME}://<vendor>/<conn_id>")
+    if vendor not in VENDORS:
+        raise ValueError(f"{SCHEME}:// URI: vendor {vendor or '(none)'!r} is not one of {', '.join(VENDORS)}")
+    parts = [p for p in uri.path.split("/") if p]
+    if len(parts) != 1:
+        raise ValueError(f"a {SCHEME}:// URI names one connection: {SCHEME}://{vendor}/<conn_id>, got {uri.path!r}")
+    conn_id = quote(unquote(parts[0]), safe="")
+    return uri._replace(netloc=vendor, path=f"/{conn_id}", query="", fragment="")
+
+
+def create_asset(*, vendor: str, conn_id: str, extra: dict[str, Any] | None = None) -> Asset:
+    """The asset of a vendor connection (the ``factory`` of the provider's ``asset-uris``)."""
+    return Asset(uri=asset_uri(vendor, conn_id), extra=extra or {})
+
+
+def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> OpenLineageDataset:
+    """The OpenLineage dataset of a ``userattrs://`` asset: the same one the operators' lineage outputs."""
+    from openlineage.client.event_v2 import Dataset as OpenLineageDataset
+
+    parsed = urlsplit(asset.uri)
+    namespace, name = vendor_dataset(parsed.hostname or "", unquote(parsed.path.strip("/")))
+    return OpenLineageDataset(namespace=namespace, name=name)
+
+
+def with_sync_alias(outlets: Any) -> list[Any]:
+    """``outlets`` (None, one object or a list) with the sync alias added once."""
+    items = list(outlets) if isinstance(outlets, list | tuple) else ([] if outlets is None else [outlets])
+    if not any(isinstance(o, AssetAlias) and o.name == SYNC_ALIAS_NAME for o in items):
+        items.append(AssetAlias(SYNC_ALIAS_NAME))
+    return items
+
+
+@dataclass(frozen=True)
+class SyncEventExtra:
+    """What a sync's asset event says: the report's counts and the attribute names, nothing else.
+
+    No values, no user ids, no connection fields: the extra is visible to anyone who can read the asset.
+    """
+
+    vendor: str
+    conn_id: str
+    total: int
+    succeeded: int
+    failed: int
+    attributes: tuple[str, ...]
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, Any], attributes: Sequence[str]) -> SyncEventExtra:
+        return cls(
+            vendor=str(report["vendor"]),
+            conn_id=str(report["conn_id"]),
+            total=int(report.get("total", 0)),
+            succeeded=int(report.get("succeeded", 0)),
+            failed=int(report.get("failed", 0)),
+            attributes=tuple(attributes),
+        )
+
+    def to_extra(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "conn_id": self.conn_id,
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "attributes": list(self.attributes),
+        }
+
+
+def emits_event(report: Mapping[str, Any]) -> bool:
+    """A dry run sent nothing and a task that stopped on an error delivered nothing it can vouch for."""
+    return not report.get("dry_run") and "error" not in report
+
+
+def emit_sync_event(task: Any, context: Mapping[str, Any], report: Mapping[str, Any]) -> Asset | None:
+    """Attach this task's event to ``userattrs://<vendor>/<conn_id>`` through the sync alias.
+
+    Called by the operator once the task has passed its verdict (a failed task emits nothing: Airflow drops
+    the events of a task that does not succeed). The alias is added to ``task.outlets`` when it is missing
+    (a task built before the alias existed, or whose outlets were replaced), since Airflow only records alias
+    events for aliases the task lists.
+    """
+    if not emits_event(report):
+        return None
+    from airflow_provider_userattrs.lineage import attribute_names
+
+    extra = SyncEventExtra.from_report(report, attribute_names(task)).to_extra()
+    asset = create_asset(vendor=extra["vendor"], conn_id=extra["conn_id"])
+    task.outlets = with_sync_alias(task.outlets)
+    context["outlet_events"][AssetAlias(SYNC_ALIAS_NAME)].add(asset, extra=extra)
+    log.info("Asset event on %s: %s of %s users delivered", asset.uri, extra["succeeded"], extra["total"])
+    return asset
