@@ -106,6 +106,12 @@ class HookSettings:
     quota_window_seconds: float | None = _setting(
         None, "The quota's window in seconds (e.g. 60 for DX's 1,000 a minute).", label="Quota: window (s)", minimum=1
     )
+    quota_store: str | None = _setting(
+        None,
+        "Optional: a Redis URL (e.g. the Celery broker's, redis://host:6379/0) where every task using the "
+        "connection takes its turn from one account-wide pace (needs a declared quota and the redis extra).",
+        label="Quota store (Redis URL)",
+    )
     defer_after: float = _setting(
         60.0,
         "In a task, a wait for the vendor's quota longer than this defers the task to the triggerer (its worker "

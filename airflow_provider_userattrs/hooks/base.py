@@ -29,12 +29,14 @@ from airflow_provider_userattrs.errors import (
     VendorAuthError,
     VendorResponseError,
 )
+from airflow_provider_userattrs.hooks import shared_quota
 from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
 from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
 from airflow_provider_userattrs.hooks.pacing import LongWait, Pacer, Quota
 from airflow_provider_userattrs.hooks.policy import budget_from_headers, parse_retry_after
 from airflow_provider_userattrs.hooks.retry import RetryPolicy, send_with_retries
 from airflow_provider_userattrs.hooks.scheduler import CallScheduler, Window
+from airflow_provider_userattrs.hooks.shared_quota import SharedQuota
 from airflow_provider_userattrs.hooks.transport import HttpResponse, Transport, Urllib3Transport
 from airflow_provider_userattrs.hooks.validation import Validator, VendorRules
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId, UserResult, UserUpdate
@@ -270,8 +272,22 @@ class UserAttributesHook(BaseHook):
                 quota=quota,
                 announces_budget=self.announces_budget,
                 defer_after=settings.defer_after,
+                shared=self._shared_quota(quota),
             )
         return self._pacer
+
+    def _shared_quota(self, quota: Quota | None) -> SharedQuota | None:
+        store = self.settings.quota_store
+        if not store:
+            return None
+        if quota is None:
+            raise ConnectionConfigError(
+                f"{self.vendor_label} connection {self.conn_id!r}: quota_store needs a declared quota "
+                "(quota_requests and quota_window_seconds)"
+            )
+        base_url, _, token = self._load()
+        account = shared_quota.account_key(self.vendor, base_url, token)
+        return shared_quota.connect(store, account, quota.requests, quota.window_seconds)
 
     @property
     def validator(self) -> Validator:

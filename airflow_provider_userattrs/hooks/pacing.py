@@ -28,12 +28,16 @@ that has not asked for one.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
 from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
+from airflow_provider_userattrs.hooks.shared_quota import SharedQuota
+
+log = logging.getLogger(__name__)
 
 WAIT_JITTER = 0.25
 """Vendor-asked waits are stretched by up to this share, drawn per process."""
@@ -94,6 +98,8 @@ class Pacer:
     """The vendor sends rate-limit headers on every answer (AltaTech): probe a window before spending it."""
     defer_after: float | None = None
     """Waits longer than this raise :class:`LongWait` instead of sleeping (None: always sleep)."""
+    shared: SharedQuota | None = None
+    """An account-wide pace kept in a store (:mod:`.shared_quota`): the last gate before a request goes."""
     rng: random.Random = field(default_factory=random.Random)
     min_rate: float = 0.05
     decrease: float = 0.9
@@ -148,6 +154,8 @@ class Pacer:
         with self._lock:
             now = self.clock.monotonic()
             ready, reason = self._ready_at(now)
+            if ready <= now and self.shared is not None:
+                ready = now + self._shared_wait()
             if ready <= now:
                 self._in_flight += 1
                 rate = self.rate
@@ -215,6 +223,15 @@ class Pacer:
             return 0
         spent = max(0, self._window_first_remaining - self._window_last_remaining)
         return max(0, round(spent / self._window_answers) - 1)
+
+    def _shared_wait(self) -> float:
+        assert self.shared is not None
+        try:
+            return self.shared.take()
+        except Exception as exc:  # an optional store must not fail a sync: fall back to the vendor's signals
+            log.warning("quota_store failed (%s): pacing from the vendor's answers only", type(exc).__name__)
+            self.shared = None
+            return 0.0
 
     def _last_send_slot(self) -> float:
         rate = self.rate

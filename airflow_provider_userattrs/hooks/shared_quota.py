@@ -1,0 +1,88 @@
+"""An optional account-wide pace kept in a store the deployment already has (the Celery broker's Redis).
+
+The decentralised pacing of :mod:`.pacing` needs nothing but the vendor's answers and meets its targets
+on its own. Where a Redis is at hand, every process using a connection can instead take its turn from
+one counter: the generic cell rate algorithm (GCRA) in a single Lua script, atomic in Redis, so the
+account's requests are spaced exactly ``window / requests`` apart whatever the number of tasks and
+workers, and no request is sent only to be answered 429. Set the connection extra
+``quota_store`` to a Redis URL (``redis://host:6379/0``); it needs a declared quota and the ``redis``
+package (``pip install airflow-provider-userattrs[redis]``).
+
+If the store cannot be reached, pacing falls back to the decentralised rules with a warning: a sync never
+fails because the optional store is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] = the account's key; ARGV = interval (s), tolerance (s), ttl (ms). The time is Redis's own, so every
+# process reads one clock. Returns the seconds to wait as a string (Lua numbers become integers); '0' = taken.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+if tat < now then tat = now end
+local allow_at = tat - tolerance
+if allow_at > now then return tostring(allow_at - now) end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ARGV[3])
+return '0'
+"""
+
+
+class SharedQuota(Protocol):
+    """Takes the account's next slot: 0 when it is ours, else the seconds to wait before asking again."""
+
+    def take(self) -> float: ...
+
+
+class RedisQuota:
+    """GCRA over Redis: one slot every ``window / requests`` seconds for the whole account.
+
+    The tolerance is a single interval: a sliding-window vendor never sees more than ``requests`` in any
+    window (GCRA with a burst of N admits N extra requests per window, which such a vendor would refuse).
+
+    :param url: the Redis URL.
+    :param account: what identifies the quota (the connection's vendor, host and token digest: two
+        connections with the same key share one quota, as they share one account).
+    :param requests: the quota's requests per window.
+    :param window_seconds: the quota's window.
+    """
+
+    def __init__(self, url: str, account: str, requests: int, window_seconds: float) -> None:
+        import redis
+
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._key = f"userattrs:quota:{account}"
+        self._interval = window_seconds / requests
+        self._ttl_ms = int(max(window_seconds, 1.0) * 2000)
+        self._script: Any = self._client.register_script(_GCRA)
+
+    def ping(self) -> None:
+        self._client.ping()
+
+    def take(self) -> float:
+        return float(self._script(keys=[self._key], args=[repr(self._interval), repr(self._interval), self._ttl_ms]))
+
+
+def account_key(vendor: str, base_url: str, token: str) -> str:
+    """A key naming the vendor account without holding its token."""
+    digest = hashlib.sha256(f"{vendor}|{base_url}|{token}".encode()).hexdigest()[:24]
+    return f"{vendor}:{digest}"
+
+
+def connect(url: str, account: str, requests: int, window_seconds: float) -> SharedQuota | None:
+    """The shared quota, or None (with a warning) when the store is not usable: pacing stays decentralised."""
+    try:
+        quota = RedisQuota(url, account, requests, window_seconds)
+        quota.ping()  # reach it now rather than on the first request
+    except Exception as exc:  # any problem with an optional store must not fail a sync
+        log.warning("quota_store not usable (%s: %s): pacing from the vendor's answers only", type(exc).__name__, exc)
+        return None
+    return quota

@@ -1,0 +1,66 @@
+"""The optional account-wide pace in Redis (``quota_store``): one GCRA counter for every process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+
+from airflow_provider_userattrs.hooks.pacing import Pacer, Quota
+from airflow_provider_userattrs.hooks.shared_quota import account_key, connect
+
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+def test_processes_sharing_a_store_never_exceed_the_quota_in_any_window(redis_url):
+    account = f"test:{uuid.uuid4().hex}"
+    requests, window = 40, 1.0
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def process() -> None:  # each "process" has its own pacer and its own connection to the store
+        shared = connect(redis_url, account, requests, window)
+        assert shared is not None
+        pacer = Pacer(quota=Quota(requests, window), shared=shared)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            pacer.acquire()
+            with lock:
+                sent.append(time.monotonic())
+            pacer.on_answer(200)
+
+    threads = [threading.Thread(target=process) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent.sort()
+    busiest = max(sum(1 for t in sent if start <= t < start + window) for start in sent)
+    assert busiest <= requests + 1  # GCRA with a tolerance of one interval
+    assert len(sent) >= requests  # and the quota is used, not starved
+
+
+def test_an_unreachable_store_falls_back_to_decentralised_pacing(caplog):
+    pytest.importorskip("redis")
+    with caplog.at_level(logging.WARNING):
+        assert connect("redis://127.0.0.1:1/0", "test:x", 10, 1.0) is None
+    assert "quota_store not usable" in caplog.text
+
+
+def test_the_account_key_does_not_hold_the_token():
+    key = account_key("dx", "https://api.getdx.com", "secret-token-123")
+    assert "secret" not in key and key.startswith("dx:")
+    assert key != account_key("dx", "https://api.getdx.com", "another-token")
