@@ -202,12 +202,9 @@ class UserAttributesSyncOperator(BaseOperator):
         self._mapped_index = int(map_index) if map_index is not None else -1
         context["userattrs_chunk"] = self._chunk_label()
         hook = self._checked_hook()
-        try_number = int(getattr(ti, "try_number", 1) or 1)
         root = self.failure_path or default_failure_root()
-        folder = task_folder(root, ti.dag_id, ti.run_id, ti.task_id, self._mapped_index)
-        if self.replay_from:
-            folder = folder / "replay"
-        engine = self._engine(hook, FailureFolder(folder), try_number)
+        folder = self._failure_folder(ti, root, self._mapped_index)
+        engine = self._engine(hook, folder, int(getattr(ti, "try_number", 1) or 1))
         outcome, error = None, None
         # Objects alive now (Airflow's imports, the DAG) are moved out of the collector's sight: a sync
         # allocates a few containers per user, and each full collection would re-scan them (measured: half
@@ -223,19 +220,27 @@ class UserAttributesSyncOperator(BaseOperator):
         finally:
             hook.close()
             gc.unfreeze()
-        report = build_report(
-            vendor=hook.vendor,
-            conn_id=self.conn_id,
-            dry_run=self.is_dry_run,
-            outcome=outcome,
-            duration_seconds=time.monotonic() - started,
-            error=error,
-        )
+        report = self._report(hook.vendor, outcome, time.monotonic() - started, error)
         ti.xcom_push(key=REPORT_KEY, value=report)
         if error is not None:
             raise AirflowFailException(error)
         self._judge(report, ti)
         return report
+
+    def _failure_folder(self, ti: Any, root: str, map_index: int) -> FailureFolder:
+        """``<root>/<dag>/<run>/<task>[/map-<i>]``, and its ``replay`` subfolder for a replay."""
+        folder = task_folder(root, ti.dag_id, ti.run_id, ti.task_id, map_index)
+        return FailureFolder(folder / "replay" if self.replay_from else folder)
+
+    def _report(self, vendor: str, outcome: TryOutcome | None, seconds: float, error: str | None) -> dict[str, Any]:
+        return build_report(
+            vendor=vendor,
+            conn_id=self.conn_id,
+            dry_run=bool(self.is_dry_run),
+            outcome=outcome,
+            duration_seconds=seconds,
+            error=error,
+        )
 
     def _checked_hook(self) -> UserAttributesHook:
         """The hook, after checking the connection: one that can never work fails this try, not every retry."""

@@ -15,7 +15,21 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     """Set ``attribute`` to ``value`` for every user in ``user_ids`` (or the first column of ``sql``).
 
     User.com gets one mass-update call per chunk of ids, Fyno its batch endpoint, the other vendors one
-    call per user. Every other parameter is :class:`UpdateUserAttributesOperator`'s.
+    call per user.
+
+    :param conn_id: an ``altatech``, ``fyno``, ``dx`` or ``usercom`` connection; its type picks the hook.
+        Templated.
+    :param attribute: the attribute to set. Templated.
+    :param value: the value every user gets. Templated.
+    :param user_ids: the users (a list, or an XComArg of one). Templated.
+    :param sql: a query whose first column is the user id, run on ``sql_conn_id``; give it an ``ORDER BY``.
+        Templated (``.sql`` files too).
+    :param sql_conn_id: the Airflow SQL connection ``sql`` runs on. Templated.
+    :param kwargs: every parameter of :class:`UserAttributesSyncOperator` (``max_failure_ratio``,
+        ``dry_run``, ``failure_path``, ``replay_from``, ``checkpoint_every``, ``hook_params``,
+        ``incremental``...) and of ``BaseOperator``. With ``incremental`` only users whose last delivered
+        ``value`` differs are sent, whatever the source the state is a document under ``failure_path``, and
+        users who left the segment get ``attribute`` removed.
     """
 
     template_fields: Sequence[str] = (*UserAttributesSyncOperator.template_fields, "attribute", "value", "user_ids")
@@ -41,10 +55,15 @@ class MassUpdateOperator(UserAttributesSyncOperator):
         self.user_ids = user_ids
 
     def source_items(self, start: int) -> Iterator[Item]:
+        """One update per id from position ``start`` on.
+
+        :param start: source users settled by earlier tries.
+        """
         ids = self._sql_rows() if self.sql else (self.user_ids or [])
         return sources.from_user_ids(ids, self.attribute, self.value, start)
 
     def source_size(self) -> int | None:
+        """The number of ids when they are a list."""
         return len(self.user_ids) if isinstance(self.user_ids, list) else None
 
     def segment(self) -> Segment:
@@ -58,4 +77,5 @@ class MassUpdateOperator(UserAttributesSyncOperator):
             yield {"user_id": user_id, self.attribute: self.value}
 
     def source_label(self) -> str:
+        """``attribute=value for <source>``: the chunk's name in the UI."""
         return f"{self.attribute}={self.value!r} for {super().source_label()}"

@@ -5,9 +5,10 @@
 - every attribute delivered (or skipped: a NULL the vendor cannot express): **succeeded**;
 - any attribute rejected (by the validator or the vendor), or a record that cannot become an update at
   all: **failed**, whatever its other attributes did;
-- only transient failures: **not counted yet**. Its lines go to the chunk's transient part, whose
-  ``uncounted`` holds it; the try that resends and settles it counts it. If the task ends with it still
-  unsettled, the report counts it failed and retryable (``SyncState.pending``).
+- only transient failures (or attributes ``POSTPONED`` by the vendor's quota): **not counted yet**. Its
+  lines go to the chunk's transient part, whose ``uncounted`` holds it; the try that resends and settles
+  it counts it. If the task ends with it still unsettled, the report counts it failed and retryable
+  (``SyncState.pending``).
 - A user resent by a retried try that an earlier try already counted (it had a rejection as well as a
   transient failure; its lines say ``"counted": true``) is not counted again.
 
@@ -98,7 +99,8 @@ def settle(
         tally.rejected_lines.append({**base, **nobody, "attribute": None})
         return
     rejected = [r for r in result.results if r.outcome is Outcome.REJECTED]
-    transient = [r for r in result.results if r.outcome is Outcome.FAILED]
+    # POSTPONED (not sent: the vendor's quota asked for a long wait) is resent like a transient failure.
+    transient = [r for r in result.results if r.outcome in (Outcome.FAILED, Outcome.POSTPONED)]
     tally.skipped += sum(1 for r in result.results if r.outcome is Outcome.SKIPPED)
     counted_before = resending and item.counted
     if not counted_before:
@@ -111,7 +113,7 @@ def settle(
     tally.rejected_lines.extend({**base, **r.to_dict()} for r in rejected)
     # The line remembers whether its user is counted: a resend must not count it a second time.
     counted_now = counted_before or bool(rejected)
-    tally.transient_lines.extend({**base, **r.to_dict(), "counted": counted_now} for r in transient)
+    tally.transient_lines.extend({**base, **r.to_dict(), "retryable": True, "counted": counted_now} for r in transient)
     _remember_delivered(tally, item, result)
 
 

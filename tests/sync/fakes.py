@@ -26,10 +26,16 @@ class Crash(Exception):
 class FakeVendor:
     transient: dict[object, int] = field(default_factory=dict)
     """User -> how many of its next sends fail transiently (every attribute)."""
+    postponed: dict[object, int] = field(default_factory=dict)
+    """User -> how many of its next sends are not sent at all (the quota asked for a long wait)."""
     stored: dict[object, dict[str, object]] = field(default_factory=dict)
     sends: Counter[object] = field(default_factory=Counter)
 
     def apply(self, update: UserUpdate) -> UserResult:
+        if self.postponed.get(update.user_id, 0) > 0:
+            self.postponed[update.user_id] -= 1
+            results = [AttributeResult(update.user_id, k, Outcome.POSTPONED, v) for k, v in update.attributes.items()]
+            return UserResult(update.user_id, results, ref=update.ref)
         self.sends[update.user_id] += 1
         results = []
         failing = self.transient.get(update.user_id, 0) > 0

@@ -88,6 +88,15 @@ def test_each_user_is_counted_once_across_tries_with_rejections_and_transient_fa
     assert failed == {("u1", "reserved"), ("u3", "reserved"), ("u5", "plan"), (None, None)}
 
 
+def test_a_user_postponed_by_the_quota_is_not_counted_until_a_later_try_sends_it(folder_path):
+    world = FakeVendor(postponed={"u1": 1})
+    checkpoint = MemoryCheckpoint()
+    first = run_try(world, folder_path, checkpoint, rows(3), 1)
+    assert (first.succeeded, first.failed, first.retryable_users) == (2, 1, 1) and "u1" not in world.stored
+    second = run_try(world, folder_path, checkpoint, rows(3), 2)
+    assert (second.total, second.succeeded, second.failed) == (3, 3, 0) and world.sends["u1"] == 1
+
+
 def test_a_failure_file_replayed_later_counts_its_users_afresh_and_only_once(folder_path, tmp_path):
     world = FakeVendor(transient={"u2": 1, "u3": 1})
     records = rows(6, reserved=[3])
