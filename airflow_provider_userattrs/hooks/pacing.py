@@ -174,6 +174,10 @@ class Pacer:
             self._release()
             if budget is not None:
                 self._learn_budget(budget)
+            elif self._probing:
+                # This vendor (or what stands in for it) announces no budget after all: pace as one that doesn't.
+                self._probing = False
+                self.announces_budget = False
             if status == 429:
                 self._throttled(now, retry_after)
             else:

@@ -64,6 +64,14 @@ def test_an_announced_budget_is_spent_evenly_until_the_reset_and_not_past_it():
     assert max(gaps) - min(gaps) < 0.2  # evenly, not in a burst
 
 
+def test_a_vendor_that_announces_no_budget_after_all_is_not_held_to_one_request():
+    clock = Clock()
+    pacer = Pacer(clock=clock, announces_budget=True)
+    assert pacer.reserve() == 0.0
+    pacer.on_answer(200)  # no X-RateLimit-* headers
+    assert [pacer.reserve() for _ in range(10)] == [0.0] * 10
+
+
 def test_requests_in_flight_count_against_the_budget():
     clock = Clock()
     pacer = Pacer(clock=clock, announces_budget=True)
