@@ -300,6 +300,16 @@ class UserAttributesHook(BaseHook):
         """HTTP requests made by this hook so far, retries included."""
         return self._requests_sent
 
+    @property
+    def throttled_requests(self) -> int:
+        """Answers that were 429 so far."""
+        return self._pacer.stats.throttled if self._pacer is not None else 0
+
+    @property
+    def waited_seconds(self) -> float:
+        """Seconds requests spent waiting for their turn or for a retry so far (summed over threads)."""
+        return self._pacer.stats.waited_seconds if self._pacer is not None else 0.0
+
     # -- public operations ---------------------------------------------------------------------------
 
     def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]:

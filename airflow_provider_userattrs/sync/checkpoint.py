@@ -16,6 +16,7 @@ checkpoint is converted on reading, an unknown one is refused with :class:`Check
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -24,8 +25,9 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_userattrs.sync.storage import write_text_atomically
 
-VERSION = 2
-"""Version 2: typed fields; chunk numbers kept in the state rather than derived from the try number."""
+VERSION = 3
+"""Version 2: typed fields; chunk numbers kept in the state rather than derived from the try number.
+Version 3: ``postponed_parts``, ``pacing`` (deferrals, waits, 429s) and ``paused`` (a deferred try)."""
 CHECKPOINT_KEY = "userattrs_checkpoint"
 
 
@@ -52,6 +54,22 @@ class ReplayQueue:
 
 
 @dataclass
+class PacingTotals:
+    """What the vendor's quota cost the sync, over every resumption of the task."""
+
+    deferrals: int = 0
+    """Times the task was deferred to wait for the quota (its worker slot freed meanwhile)."""
+    waited_seconds: float = 0.0
+    """Seconds requests waited for their turn or a retry inside the worker (summed over threads)."""
+    throttled_requests: int = 0
+    """Answers that were 429."""
+    worker_seconds: float = 0.0
+    """Time the task held a worker slot before its latest resumption (the triggerer held it meanwhile)."""
+    started_at: float | None = None
+    """Unix time this try started, before any deferral."""
+
+
+@dataclass
 class SyncState:
     """Everything a try needs to continue where the previous one stopped."""
 
@@ -63,28 +81,33 @@ class SyncState:
     """Attributes the vendor could not express (a NULL for AltaTech): counted, never silent."""
     rejected_parts: list[str] = field(default_factory=list)
     transient_parts: list[TransientPart] = field(default_factory=list)
+    postponed_parts: list[TransientPart] = field(default_factory=list)
+    """Users the vendor's quota held back (not sent): the resumption after the wait sends them first."""
     replay: ReplayQueue = field(default_factory=ReplayQueue)
     requests_sent: int = 0
     chunks: int = 0
     """Chunks recorded so far: the next chunk's number (part files also carry the try)."""
     try_number: int = 0
-    """The try that saved this state: a later try resends its transient failures, a resumption of the
-    same try (after a pause) does not."""
+    """The try that saved this state: a later try resends its transient failures."""
+    pacing: PacingTotals = field(default_factory=PacingTotals)
+    paused: bool = False
+    """Saved by a try that paused (deferred) to wait for the vendor's quota, to be resumed."""
 
     @property
     def pending(self) -> int:
         """Users whose only failures were transient and that no try has settled since: not yet counted."""
-        return sum(part.uncounted for part in self.transient_parts)
+        return sum(part.uncounted for part in (*self.transient_parts, *self.postponed_parts))
 
     @property
     def failure_parts(self) -> list[str]:
         """Every part file of the task's failure file, rejections first."""
-        return [*self.rejected_parts, *(part.path for part in self.transient_parts)]
+        unsettled = (*self.transient_parts, *self.postponed_parts)
+        return [*self.rejected_parts, *(part.path for part in unsettled)]
 
     @property
     def resuming(self) -> bool:
         """Whether an earlier try left anything settled or to resend."""
-        return bool(self.offset or self.transient_parts or self.replay.parts)
+        return bool(self.offset or self.transient_parts or self.postponed_parts or self.replay.parts)
 
     def begin(self, try_number: int) -> None:
         """Start (or resume) ``try_number``: a new try queues the transient failures of the earlier ones.
@@ -95,7 +118,22 @@ class SyncState:
         if try_number != self.try_number:
             self.replay.parts.extend(part.path for part in self.transient_parts)
             self.transient_parts = []
+        # What the quota held back goes first after the wait, and with any later try.
+        self.replay.parts.extend(part.path for part in self.postponed_parts)
+        self.postponed_parts = []
+        if try_number != self.try_number or self.pacing.started_at is None:
+            self.pacing.started_at = time.time()  # the wall time of a try counts from its start
         self.try_number = try_number
+        self.paused = False
+
+    def pause(self, worker_seconds: float) -> None:
+        """This try stops here to wait for the vendor's quota (the task is deferred) and resumes later.
+
+        :param worker_seconds: how long this resumption held its worker slot.
+        """
+        self.paused = True
+        self.pacing.deferrals += 1
+        self.pacing.worker_seconds += worker_seconds
 
     def add_chunk(
         self,
@@ -106,16 +144,23 @@ class SyncState:
         requests_sent: int,
         rejected_part: str | None,
         transient_part: TransientPart | None,
+        postponed_part: TransientPart | None = None,
+        throttled_requests: int = 0,
+        waited_seconds: float = 0.0,
     ) -> None:
         """Record what one chunk settled (its counts come from ``sync/engine.py``) and its part files."""
         self.succeeded += succeeded
         self.failed += failed
         self.skipped += skipped
         self.requests_sent += requests_sent
+        self.pacing.throttled_requests += throttled_requests
+        self.pacing.waited_seconds += waited_seconds
         if rejected_part is not None:
             self.rejected_parts.append(rejected_part)
         if transient_part is not None:
             self.transient_parts.append(transient_part)
+        if postponed_part is not None:
+            self.postponed_parts.append(postponed_part)
         self.chunks += 1
 
     def replayed(self, users: int) -> None:
@@ -135,10 +180,10 @@ class SyncState:
         version = document.get("version")
         if version == 1:
             return cls._from_version_1(document)
-        if version != VERSION:
+        if version not in (2, VERSION):
             raise CheckpointError(
                 f"the checkpoint at {where} has version {version!r}, which this provider version cannot read "
-                f"(it reads versions 1 and {VERSION}): it was written by another version of "
+                f"(it reads versions 1 to {VERSION}): it was written by another version of "
                 "airflow-provider-userattrs. Clear the task (its next run starts from the first user) or run the "
                 "provider version that wrote it."
             )
@@ -150,10 +195,15 @@ class SyncState:
             skipped=int(document["skipped"]),
             rejected_parts=[str(p) for p in document["rejected_parts"]],
             transient_parts=[TransientPart(str(p["path"]), int(p["uncounted"])) for p in document["transient_parts"]],
+            postponed_parts=[
+                TransientPart(str(p["path"]), int(p["uncounted"])) for p in document.get("postponed_parts", [])
+            ],
             replay=ReplayQueue([str(p) for p in replay.get("parts", [])], int(replay.get("position", 0))),
             requests_sent=int(document["requests_sent"]),
             chunks=int(document["chunks"]),
             try_number=int(document["try_number"]),
+            pacing=PacingTotals(**(document.get("pacing") or {})),  # absent in version 2
+            paused=bool(document.get("paused", False)),
         )
 
     @classmethod

@@ -5,10 +5,12 @@
 - every attribute delivered (or skipped: a NULL the vendor cannot express): **succeeded**;
 - any attribute rejected (by the validator or the vendor), or a record that cannot become an update at
   all: **failed**, whatever its other attributes did;
-- only transient failures (or attributes ``POSTPONED`` by the vendor's quota): **not counted yet**. Its
-  lines go to the chunk's transient part, whose ``uncounted`` holds it; the try that resends and settles
-  it counts it. If the task ends with it still unsettled, the report counts it failed and retryable
-  (``SyncState.pending``).
+- only transient failures: **not counted yet**. Its lines go to the chunk's transient part, whose
+  ``uncounted`` holds it; the try that resends and settles it counts it. If the task ends with it still
+  unsettled, the report counts it failed and retryable (``SyncState.pending``).
+- attributes ``POSTPONED`` (not sent: the vendor's quota asked for a wait longer than ``defer_after``):
+  **not counted yet** either; its lines go to the chunk's postponed part, which the resumption after the
+  wait sends first (the task was deferred meanwhile).
 - A user resent by a retried try that an earlier try already counted (it had a rejection as well as a
   transient failure; its lines say ``"counted": true``) is not counted again.
 
@@ -34,7 +36,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult, UserUpdate
 from airflow_provider_userattrs.sync import storage
-from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, SyncState, TransientPart
+from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, PacingTotals, SyncState, TransientPart
 from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment, StateUpdate
 from airflow_provider_userattrs.sync.progress import Log, Progress
 from airflow_provider_userattrs.sync.report import (
@@ -62,6 +64,12 @@ class SyncHook(Protocol):
     @property
     def requests_sent(self) -> int: ...
 
+    @property
+    def throttled_requests(self) -> int: ...
+
+    @property
+    def waited_seconds(self) -> float: ...
+
     def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]: ...
 
     def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]: ...
@@ -75,9 +83,12 @@ class ChunkTally:
     failed: int = 0
     pending: int = 0
     """Users with only transient failures: in the transient part, not counted yet."""
+    postponed_pending: int = 0
+    """Users the vendor's quota held back (``POSTPONED``): in the postponed part, not counted yet."""
     skipped: int = 0
     rejected_lines: list[FailureLine] = field(default_factory=list)
     transient_lines: list[FailureLine] = field(default_factory=list)
+    postponed_lines: list[FailureLine] = field(default_factory=list)
     state_updates: list[StateUpdate] = field(default_factory=list)
     """Incremental sync: (user, attribute, value text) the vendor accepted, to write to the state."""
     delivered: list[FailureLine] | None = None
@@ -99,21 +110,26 @@ def settle(
         tally.rejected_lines.append({**base, **nobody, "attribute": None})
         return
     rejected = [r for r in result.results if r.outcome is Outcome.REJECTED]
-    # POSTPONED (not sent: the vendor's quota asked for a long wait) is resent like a transient failure.
-    transient = [r for r in result.results if r.outcome in (Outcome.FAILED, Outcome.POSTPONED)]
+    unsettled = [r for r in result.results if r.outcome in (Outcome.FAILED, Outcome.POSTPONED)]
+    # A user the quota held back (POSTPONED: not sent) goes to the postponed part, with its transient
+    # failures: the resumption after the wait sends it. Transient failures alone wait for the next try.
+    held_back = any(r.outcome is Outcome.POSTPONED for r in unsettled)
     tally.skipped += sum(1 for r in result.results if r.outcome is Outcome.SKIPPED)
     counted_before = resending and item.counted
     if not counted_before:
         if rejected:
             tally.failed += 1
-        elif transient:
+        elif held_back:
+            tally.postponed_pending += 1
+        elif unsettled:
             tally.pending += 1
         else:
             tally.succeeded += 1
     tally.rejected_lines.extend({**base, **r.to_dict()} for r in rejected)
     # The line remembers whether its user is counted: a resend must not count it a second time.
     counted_now = counted_before or bool(rejected)
-    tally.transient_lines.extend({**base, **r.to_dict(), "retryable": True, "counted": counted_now} for r in transient)
+    lines = tally.postponed_lines if held_back else tally.transient_lines
+    lines.extend({**base, **r.to_dict(), "retryable": True, "counted": counted_now} for r in unsettled)
     _remember_delivered(tally, item, result)
 
 
@@ -133,6 +149,13 @@ def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 def _never() -> bool:
     return False
+
+
+def _mark_counted(item: Item, counted: set[str]) -> Item:
+    update = item.update
+    if update is None or str(update.user_id) not in counted:
+        return item
+    return dataclasses.replace(item, counted=True)
 
 
 class SyncEngine:
@@ -169,6 +192,7 @@ class SyncEngine:
         self.progress = progress or Progress(logging.getLogger(__name__), 30.0, None)
         self.ledger = ledger
         self.should_pause = should_pause
+        self._started = time.monotonic()
 
     @property
     def log(self) -> Log:
@@ -184,7 +208,14 @@ class SyncEngine:
         """
         state = checkpoint.load() or SyncState()
         resumed = Resumed(offset=state.offset, replayed_users=0)
-        if state.resuming:
+        if state.paused and state.try_number == self.try_number:
+            self.log.info(
+                "Resuming after the wait for the vendor's quota (deferral %d): %d source rows settled, the users "
+                "not sent yet go first",
+                state.pacing.deferrals,
+                state.offset,
+            )
+        elif state.resuming:
             self.log.info(
                 "Resuming from the checkpoint of an earlier try: %d source rows already settled, transient "
                 "failures of %d part files to resend first",
@@ -231,9 +262,12 @@ class SyncEngine:
         return False
 
     def _saved_and_paused(self, state: SyncState, checkpoint: CheckpointStore, users: int) -> bool:
-        checkpoint.save(state)
         self.progress.advance(users)
-        return self.should_pause()
+        paused = self.should_pause()
+        if paused:
+            state.pause(time.monotonic() - self._started)
+        checkpoint.save(state)
+        return paused
 
     def _paused(self, state: SyncState, resumed: Resumed) -> TryOutcome:
         self.log.info("Paused after %d chunks with the checkpoint saved; a later run continues from it", state.chunks)
@@ -249,25 +283,39 @@ class SyncEngine:
             skipped_attributes=state.skipped,
             resumed=resumed,
             paused=True,
+            pacing=state.pacing,
         )
 
     # -- an incremental sync ---------------------------------------------------------------------------
 
     def run_incremental(
-        self, state: IncrementalState, segment: Segment, *, full_refresh: bool, remove_missing: bool
+        self,
+        state: IncrementalState,
+        segment: Segment,
+        *,
+        full_refresh: bool,
+        remove_missing: bool,
+        checkpoint: CheckpointStore | None = None,
     ) -> TryOutcome:
-        """Send what differs from ``state``; the incremental state itself is the checkpoint.
+        """Send what differs from ``state``; the incremental state itself is the checkpoint of the users.
 
         The state is written after each chunk's delivery, never before. A retried (or resumed) run
-        recomputes the difference: what an earlier try delivered is no longer different.
+        recomputes the difference: what an earlier try delivered is no longer different. ``checkpoint``
+        keeps the counts across a pause (a deferral): the resumed run continues them, and the users it
+        counted failed before the pause (a rejection) are not counted again when the difference brings them
+        back.
         """
-        sync_state = SyncState(try_number=self.try_number)
+        sync_state, counted, resumed = self._incremental_resumption(checkpoint)
         changed = removed = 0
         paused = False
         self.progress.start(0)
-        items = state.items(segment, full_refresh=full_refresh, remove_missing=remove_missing)
+        # A full refresh rewrote the state as it delivered: after a pause, the plain difference is what is left.
+        refresh = full_refresh and not resumed
+        items = state.items(segment, full_refresh=refresh, remove_missing=remove_missing)
         for chunk in batched(items, self.chunk_size):
-            tally = self._run_chunk(chunk, sync_state, resending=False)
+            if counted:
+                chunk = [_mark_counted(item, counted) for item in chunk]
+            tally = self._run_chunk(chunk, sync_state, resending=bool(counted))
             state.record(tally.state_updates)
             removed += sum(1 for item in chunk if item.removal)
             changed += sum(1 for item in chunk if not item.removal)
@@ -276,9 +324,32 @@ class SyncEngine:
                 paused = True
                 break
         self.progress.finish()
+        if checkpoint is not None:
+            if paused:
+                sync_state.pause(time.monotonic() - self._started)
+                checkpoint.save(sync_state)
+            else:
+                checkpoint.clear()
         outcome = self._close_out(sync_state, self.folder.file(f"failures-try{self.try_number}.jsonl"))
         summary = IncrementalSummary(state.state_key, state.where, full_refresh, changed, removed)
         return dataclasses.replace(outcome, incremental=summary, paused=paused)
+
+    def _incremental_resumption(self, checkpoint: CheckpointStore | None) -> tuple[SyncState, set[str], bool]:
+        """The counts of this try before its pause and the users already counted failed, or a fresh start."""
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is None or not saved.paused or saved.try_number != self.try_number:
+            return SyncState(try_number=self.try_number, pacing=PacingTotals(started_at=time.time())), set(), False
+        counted = {
+            str(line["user_id"])
+            for part in saved.rejected_parts
+            for line in storage.read_lines(part)
+            if line.get("user_id") is not None
+        }
+        # The difference brings back every user not delivered yet: its transient parts would count them twice.
+        saved.transient_parts = []
+        saved.paused = False
+        self.log.info("Resuming after the wait for the vendor's quota (deferral %d)", saved.pacing.deferrals)
+        return saved, counted, True
 
     # -- a dry run -------------------------------------------------------------------------------------
 
@@ -325,10 +396,12 @@ class SyncEngine:
     def _run_chunk(self, chunk: Sequence[Item], state: SyncState, *, resending: bool) -> ChunkTally:
         """Send one chunk, write its failure parts, and record what it settled in ``state``."""
         before = self.hook.requests_sent
+        throttled, waited = self.hook.throttled_requests, self.hook.waited_seconds
         tally = self._send(chunk, resending)
         number = state.chunks
         rejected = self._part(number, "rejected", tally.rejected_lines)
         transient = self._part(number, "transient", tally.transient_lines)
+        postponed = self._part(number, "postponed", tally.postponed_lines)
         if self.ledger is not None and tally.delivered:
             # A unique name per replayed chunk: object stores cannot append, and runs must not overwrite.
             self.ledger.record(tally.delivered, f"{time.time_ns()}-try{self.try_number}-{number}")
@@ -339,6 +412,9 @@ class SyncEngine:
             requests_sent=self.hook.requests_sent - before,
             rejected_part=rejected,
             transient_part=TransientPart(transient, tally.pending) if transient else None,
+            postponed_part=TransientPart(postponed, tally.postponed_pending) if postponed else None,
+            throttled_requests=self.hook.throttled_requests - throttled,
+            waited_seconds=self.hook.waited_seconds - waited,
         )
         return tally
 
@@ -377,4 +453,5 @@ class SyncEngine:
             requests_sent=state.requests_sent,
             try_number=self.try_number,
             skipped_attributes=state.skipped,
+            pacing=state.pacing,
         )

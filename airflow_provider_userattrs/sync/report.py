@@ -6,10 +6,12 @@ Its keys and meanings are public (README "The report"); they are written in this
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_userattrs.sync.checkpoint import PacingTotals
 from airflow_provider_userattrs.sync.storage import Line
 
 MAX_REPORTED_FAILURES = 100
@@ -85,6 +87,8 @@ class TryOutcome:
     dry_run: DryRunPreview | None = None
     paused: bool = False
     """The engine stopped after a chunk because it was asked to; the state is saved for a resumption."""
+    pacing: PacingTotals | None = None
+    """What the vendor's quota cost (None for a dry run)."""
 
     @property
     def total(self) -> int:
@@ -108,8 +112,13 @@ def build_report(
     if outcome is not None:
         report.update(_counts(outcome))
     report["total"] = total
-    report["duration_seconds"] = round(duration_seconds, 3)
-    report["users_per_second"] = round(total / duration_seconds, 1) if duration_seconds > 0 else None
+    pacing = outcome.pacing if outcome is not None else None
+    # Time in a worker, over every resumption of a deferred try; the wall time also counts the waits.
+    worker = duration_seconds + (pacing.worker_seconds if pacing is not None else 0.0)
+    wall = max(worker, time.time() - pacing.started_at) if pacing and pacing.started_at else worker
+    report["duration_seconds"] = round(worker, 3)
+    report["wall_seconds"] = round(wall, 3)
+    report["users_per_second"] = round(total / wall, 1) if wall > 0 else None
     return report
 
 
@@ -134,6 +143,10 @@ def _counts(outcome: TryOutcome) -> dict[str, object]:
         counts["try_number"] = outcome.try_number
     if outcome.skipped_attributes is not None:
         counts["skipped_attributes"] = outcome.skipped_attributes
+    if outcome.pacing is not None:
+        counts["deferrals"] = outcome.pacing.deferrals
+        counts["waited_seconds"] = round(outcome.pacing.waited_seconds, 3)
+        counts["throttled_requests"] = outcome.pacing.throttled_requests
     if outcome.resumed is not None:
         counts["resumed"] = {"offset": outcome.resumed.offset, "replayed_users": outcome.resumed.replayed_users}
     if outcome.incremental is not None:

@@ -60,6 +60,8 @@ class FakeHook:
     def __init__(self, world: FakeVendor, *, crash_at_call: int | None = None, crash_after_results: int = 0) -> None:
         self.world = world
         self.requests_sent = 0
+        self.throttled_requests = 0
+        self.waited_seconds = 0.0
         self.calls = 0
         self.crash_at_call = crash_at_call
         """``update_users`` call (0-based) that dies after ``crash_after_results`` results."""

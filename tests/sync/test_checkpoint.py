@@ -12,6 +12,7 @@ from airflow_provider_userattrs.sync.checkpoint import (
     CheckpointError,
     MemoryCheckpoint,
     ObjectStorageCheckpoint,
+    PacingTotals,
     ReplayQueue,
     SyncState,
     TransientPart,
@@ -33,7 +34,7 @@ VERSION_1 = {  # what 0.x's _fresh_state() grew into after a try; an old one has
 }
 
 
-def test_version_2_round_trips():
+def test_version_3_round_trips():
     state = SyncState(
         offset=5,
         succeeded=3,
@@ -41,14 +42,34 @@ def test_version_2_round_trips():
         skipped=2,
         rejected_parts=["a"],
         transient_parts=[TransientPart("b", 1)],
+        postponed_parts=[TransientPart("d", 2)],
         replay=ReplayQueue(["c"], 2),
         requests_sent=9,
         chunks=4,
         try_number=3,
+        pacing=PacingTotals(deferrals=2, waited_seconds=1.5, throttled_requests=4),
+        paused=True,
     )
     document = json.loads(json.dumps(state.to_json()))
-    assert document["version"] == VERSION == 2
+    assert document["version"] == VERSION == 3
     assert SyncState.from_json(document, "test") == state
+
+
+def test_version_2_is_read_with_nothing_postponed_and_no_pacing():
+    document = SyncState(offset=5, transient_parts=[TransientPart("b", 1)], try_number=2).to_json()
+    for key in ("postponed_parts", "pacing", "paused"):
+        del document[key]
+    state = SyncState.from_json({**document, "version": 2}, "test")
+    assert state.offset == 5 and state.transient_parts == [TransientPart("b", 1)]
+    assert state.postponed_parts == [] and state.pacing == PacingTotals() and not state.paused
+
+
+def test_a_resumption_after_a_pause_resends_what_the_quota_held_back_but_not_the_transient_failures():
+    state = SyncState(transient_parts=[TransientPart("t", 1)], postponed_parts=[TransientPart("p", 2)], try_number=1)
+    state.pause(2.5)
+    state.begin(1)
+    assert state.replay.parts == ["p"] and state.transient_parts == [TransientPart("t", 1)]
+    assert (state.pacing.deferrals, state.pacing.worker_seconds) == (1, 2.5) and not state.paused
 
 
 def test_version_1_is_converted():
@@ -88,7 +109,7 @@ def test_a_version_1_checkpoint_left_by_a_crashed_try_is_resumed(tmp_path):
     assert world.sends["u2"] == 2 and world.sends["u0"] == 1
 
 
-@pytest.mark.parametrize("version", [3, None, "2"])
+@pytest.mark.parametrize("version", [4, None, "2"])
 def test_an_unknown_version_is_refused_naming_the_checkpoint_and_what_to_do(tmp_path, version):
     folder = ObjectStoragePath(f"file://{tmp_path}/task")
     folder.mkdir(parents=True, exist_ok=True)

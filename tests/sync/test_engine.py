@@ -97,6 +97,37 @@ def test_a_user_postponed_by_the_quota_is_not_counted_until_a_later_try_sends_it
     assert (second.total, second.succeeded, second.failed) == (3, 3, 0) and world.sends["u1"] == 1
 
 
+def test_users_held_back_by_the_quota_go_first_after_the_pause_and_are_counted_once(folder_path):
+    world = FakeVendor(postponed={"u1": 1, "u5": 1}, transient={"u6": 1})
+    records = rows(10, reserved=[5])
+    checkpoint = MemoryCheckpoint()
+    runs = []
+    while True:  # as the operator does: pause (defer) whenever a chunk had users held back, then resume
+        hook = FakeHook(world)
+        held_back = dict(world.postponed)
+        outcome = run_try(
+            world,
+            folder_path,
+            checkpoint,
+            records,
+            1,
+            hook=hook,
+            should_pause=lambda held=held_back: world.postponed != held,
+        )
+        runs.append(outcome)
+        if not outcome.paused:
+            break
+    assert [o.paused for o in runs] == [True, True, False]  # the chunks of u1 and u5 each deferred once
+    final = runs[-1]
+    # u5 is counted failed (a rejected attribute) once, though its other attribute went after the pause.
+    assert (final.total, final.succeeded, final.failed, final.retryable_users) == (10, 8, 2, 1)
+    assert final.pacing is not None and final.pacing.deferrals == 2
+    assert world.stored["u1"] == {"plan": "p1"} and world.sends["u1"] == 1
+    assert world.sends["u6"] == 1  # a transient failure waits for the next try, not for the resumption
+    retried = run_try(world, folder_path, checkpoint, records, 2)
+    assert (retried.total, retried.succeeded, retried.failed, retried.retryable_users) == (10, 9, 1, 0)
+
+
 def test_a_failure_file_replayed_later_counts_its_users_afresh_and_only_once(folder_path, tmp_path):
     world = FakeVendor(transient={"u2": 1, "u3": 1})
     records = rows(6, reserved=[3])

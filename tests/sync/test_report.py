@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from airflow_provider_userattrs.sync.checkpoint import PacingTotals
 from airflow_provider_userattrs.sync.report import (
     DryRunPreview,
     FailureSample,
@@ -12,7 +15,7 @@ from airflow_provider_userattrs.sync.report import (
     build_report,
 )
 
-COMMON = {"vendor", "conn_id", "dry_run", "duration_seconds", "users_per_second", "total"}
+COMMON = {"vendor", "conn_id", "dry_run", "duration_seconds", "wall_seconds", "users_per_second", "total"}
 COUNTS = {"succeeded", "failed", "retryable_users", "failures", "failures_truncated", "failure_file", "requests_sent"}
 
 
@@ -52,3 +55,16 @@ def test_incremental_dry_run_and_error_reports():
     assert dry["preview"] == [{"user_id": "u0", "attributes": {"plan": "p"}}]
     failed = report(None, error="DX refused the token (invalid_auth)")
     assert set(failed) == COMMON | {"error"} and failed["total"] == 0
+
+
+def test_pacing_keys_and_a_deferred_try_s_worker_and_wall_time():
+    pacing = PacingTotals(deferrals=2, waited_seconds=3.25, throttled_requests=7, worker_seconds=6.0)
+    pacing.started_at = time.time() - 100.0
+    deferred = report(outcome(try_number=1, skipped_attributes=0, pacing=pacing))
+    assert set(deferred) == COMMON | COUNTS | {"try_number", "skipped_attributes", "deferrals", "waited_seconds"} | {
+        "throttled_requests"
+    }
+    assert (deferred["deferrals"], deferred["waited_seconds"], deferred["throttled_requests"]) == (2, 3.25, 7)
+    # 6 s held before the last resumption + 2 s in it; the wall time counts the waits in the triggerer too.
+    assert deferred["duration_seconds"] == 8.0 and 100.0 <= deferred["wall_seconds"] < 110.0
+    assert deferred["users_per_second"] == round(4 / deferred["wall_seconds"], 1)
