@@ -6,7 +6,8 @@ No process knows how many others there are, so the pacer coordinates through wha
 alike, the vendor's own signals:
 
 * **An announced budget** (AltaTech's ``X-RateLimit-Remaining``/``-Reset`` on every answer, account-wide):
-  the remaining budget is spent evenly until the reset, counting this process's requests in flight, and
+  the remaining budget is spent evenly until the reset (in a task that may defer: within ``defer_after``,
+  then the task waits for the reset in the triggerer), counting this process's requests in flight, and
   sending stops before it reaches zero. Every process paces at ``remaining / time to reset``; with N
   processes the remaining budget then falls N times faster and so does everybody's pace, so N processes
   spend one budget without overrunning it (the budget decays as ``(1 - t/T)^N``, reaching 0 at the reset).
@@ -122,6 +123,8 @@ class Pacer:
     _probing: bool = field(default=False, init=False)
     _window_answers: int = field(default=0, init=False)
     """Answers of this process in the current budget window after the first one."""
+    _window_started: float = field(default=0.0, init=False)
+    """When this process first heard of the current budget window (monotonic)."""
     _window_first_remaining: int = field(default=0, init=False)
     _window_last_remaining: int = field(default=0, init=False)
 
@@ -153,7 +156,7 @@ class Pacer:
         """
         with self._lock:
             now = self.clock.monotonic()
-            ready, reason = self._ready_at(now)
+            ready, reason = self._ready_at(now, defer)
             if ready <= now and self.shared is not None:
                 ready = now + self._shared_wait()
             if ready <= now:
@@ -196,7 +199,7 @@ class Pacer:
 
     # -- rules ----------------------------------------------------------------------------------------
 
-    def _ready_at(self, now: float) -> tuple[float, str]:
+    def _ready_at(self, now: float, defer: bool = False) -> tuple[float, str]:
         ready, reason = max(now, self._paused_until, self._next_slot), "the vendor asked to wait"
         budget = self._budget
         if budget is not None and now >= budget.reset_at:
@@ -211,8 +214,13 @@ class Pacer:
         if spendable <= 0:
             until = budget.reset_at + self._jitter(budget.reset_at - now)
             return max(ready, until), "the vendor's rate-limit budget is spent until its reset"
-        # Spend what is left evenly until the reset: every process reads the same account-wide remainder.
-        interval = (budget.reset_at - now) / (spendable + 1)
+        # Spend what is left evenly until the reset: every process reads the same account-wide remainder. A task
+        # that may defer spends it within defer_after instead, then waits for the reset in the triggerer: an
+        # hourly plan then holds a worker slot about a minute an hour, not the whole hour.
+        deadline = budget.reset_at
+        if defer and self.defer_after is not None:
+            deadline = min(deadline, self._window_started + self.defer_after)
+        interval = max(0.0, deadline - now) / (spendable + 1)
         return max(ready, self._last_send_slot() + interval), reason
 
     def _others_last_moment(self) -> int:
@@ -246,6 +254,7 @@ class Pacer:
         current = self._budget
         if current is None or budget.reset_at > current.reset_at + 0.5:
             self._budget = budget  # a new window
+            self._window_started = self.clock.monotonic()
             self._window_answers = 0
             self._window_first_remaining = self._window_last_remaining = budget.remaining
             return

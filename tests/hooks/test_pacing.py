@@ -72,6 +72,23 @@ def test_a_vendor_that_announces_no_budget_after_all_is_not_held_to_one_request(
     assert [pacer.reserve() for _ in range(10)] == [0.0] * 10
 
 
+def test_a_task_that_may_defer_spends_a_long_window_s_budget_within_defer_after_then_defers():
+    clock = Clock()
+    pacer = Pacer(clock=clock, announces_budget=True, defer_after=60.0)
+    pacer.reserve()
+    pacer.on_answer(200, budget=Budget(remaining=100, reset_at=clock.now + 3600.0, limit=1000))
+    sent = 0
+    with pytest.raises(LongWait):
+        while True:
+            delay = pacer.reserve()
+            if delay:
+                clock.sleep(delay)
+                continue
+            sent += 1
+            pacer.on_answer(200, budget=Budget(remaining=100 - sent, reset_at=3700.0, limit=1000))
+    assert sent == 100 and clock.now - 100.0 <= 60.0  # the hour's budget in a minute, then the wait is deferred
+
+
 def test_requests_in_flight_count_against_the_budget():
     clock = Clock()
     pacer = Pacer(clock=clock, announces_budget=True)
