@@ -1,0 +1,254 @@
+"""Quota-bound delivery (issue 14): N concurrent tasks sharing one vendor quota, and a deferring sync.
+
+    python -m benchmarks.quota            # prints the tables (also run by scripts/benchmarks.sh)
+    python -m benchmarks.quota --quick    # shorter runs
+
+Each "task" is a process of its own (forked once Airflow and the provider are imported), as mapped chunks
+on Celery workers are, with its own hook and its own pacer; they share nothing but the sandbox, which
+enforces one account-wide quota (``quota`` setting of the sandbox: AltaTech a fixed window announced in
+``X-RateLimit-*`` on every answer, DX a sliding window answered 429 + ``Retry-After``).
+
+* **quota used** = the least time the quota allows for the requests sent / the time taken (first request
+  to last answer). A sliding window admits ``requests`` at once and then one every ``window / requests``
+  seconds; a fixed window admits ``requests`` per window, so ``n`` requests need ``ceil(n / requests) - 1``
+  whole windows after the first request, plus the sending time of the last window's share.
+* **429s** = answers 429 / requests sent, counted by the sandbox.
+* **deferral**: one ``dag.test()`` of an AltaTech sync whose budget windows are longer than ``defer_after``;
+  worker-slot seconds are the report's ``duration_seconds`` (time inside the task, summed over its
+  resumptions), wall seconds its ``wall_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import run as bench
+
+DX_QUOTA = (400, 10.0)
+"""DX-shaped: 400 requests per sliding 10 s (40/s; DX's real plan is 1,000 a minute)."""
+ALTATECH_QUOTA = (100, 5.0)
+"""AltaTech-shaped: 100 requests per fixed 5 s window, announced in X-RateLimit-* headers."""
+PROCESSES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Case:
+    vendor: str
+    processes: int
+    users: int
+    declare: bool
+    label: str
+
+
+def least_time(vendor: str, requests: int) -> float:
+    """The least time the sandbox's quota allows for ``requests`` requests (see the module docstring)."""
+    if vendor == "dx":
+        quota, window = DX_QUOTA
+        return max(0.0, (requests - quota) * window / quota)
+    quota, window = ALTATECH_QUOTA
+    return max(0.0, (math.ceil(requests / quota) - 1) * window)
+
+
+def sandbox_quota(vendor: str) -> dict[str, Any]:
+    quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
+    kind = "sliding" if vendor == "dx" else "fixed"
+    return {vendor: {"requests": quota, "window_seconds": window, "kind": kind}}
+
+
+def case_task(vendor: str, first: int, count: int, declare: bool) -> dict[str, Any]:
+    """One task: its own hook (and pacer) sending users ``first .. first + count``."""
+    from airflow_provider_userattrs.hooks import get_hook
+    from airflow_provider_userattrs.results import UserUpdate
+    from benchmarks import baselines as bl
+
+    overrides: dict[str, Any] = {}
+    if declare:
+        quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
+        overrides = {"quota_requests": quota, "quota_window_seconds": window}
+    hook = get_hook(bench.CONN_IDS[vendor], **overrides)
+    hook.get_conn()
+    users = list(bl.users(vendor, first + count))[first:]
+    started = time.time()
+    ok = sum(1 for result in hook.update_users(UserUpdate(u, v) for u, v in users) if result.ok)
+    finished = time.time()
+    hook.close()
+    return {"ok": ok, "users": count, "started": started, "finished": finished, "requests": hook.requests_sent}
+
+
+def run_case(sandbox: bench.Sandbox, case: Case) -> dict[str, Any]:
+    sandbox.prepare(quota=sandbox_quota(case.vendor))
+    share = case.users // case.processes
+    args = [(case.vendor, i * share, share, case.declare) for i in range(case.processes)]
+    results = bench.run_children(case_task, args, timeout=900)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        return {"error": errors[0]}
+    stats = sandbox.client.stats()["requests"]
+    statuses = stats.get("by_status", {})
+    sent = int(stats.get("total", 0))
+    throttled = int(statuses.get("429", 0))
+    accepted = sent - throttled
+    taken = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    delivered = sum(r["ok"] for r in results)
+    return {
+        "users": share * case.processes,
+        "delivered": delivered,
+        "lost": share * case.processes - delivered,
+        "sent": sent,
+        "throttled": throttled,
+        "taken": taken,
+        "quota_used": least_time(case.vendor, accepted) / taken if taken > 0 else 0.0,
+    }
+
+
+DEFER_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_userattrs.operators import UpdateUserAttributesOperator
+
+with DAG("bench_defer", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+    UpdateUserAttributesOperator(
+        task_id="push", conn_id="{conn_id}", user_id_field="user_id", defer_after={defer_after},
+        records=[{{"user_id": f"user-{{i}}", "plan": "pro"}} for i in range({users})],
+    )
+"""
+
+
+def case_deferral(users: int, defer_after: float) -> dict[str, Any]:
+    """One ``dag.test()`` of an AltaTech sync that outlasts several budget windows longer than defer_after."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-defer-"))
+    path = folder / "bench_defer.py"
+    path.write_text(DEFER_DAG.format(conn_id=bench.CONN_IDS["altatech"], defer_after=defer_after, users=users))
+    bundle = {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"}
+    bundle["kwargs"] = {"path": str(folder), "refresh_interval": 0}  # type: ignore[assignment]
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([bundle])
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_defer", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    started = time.time()
+    dag = next(v for v in vars(module).values() if getattr(v, "dag_id", None) == "bench_defer")
+    dag_run = dag.test()
+    wall = time.time() - started
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter(XComModel.run_id == dag_run.run_id, XComModel.key == "report").one()
+        report = row.value if isinstance(row.value, dict) else json.loads(row.value)
+    return {"state": str(dag_run.state), "report": report, "wall": wall}
+
+
+def render(rows: list[list[str]], headers: list[str]) -> str:
+    return bench.table(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quota")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the scenarios)")
+    parser.add_argument("--out", help="write the Markdown section here as well")
+    args = parser.parse_args(argv)
+    bench.configure_environment()
+    bench.quiet_logging()
+    workdir = Path(tempfile.mkdtemp(prefix="userattrs-quota-bench-"))
+    sandbox = bench.Sandbox(workdir)
+    bench.set_connections(sandbox.url, sandbox.port)
+    bench.preload()
+    sizes = {"dx": 1200 if not args.quick else 600, "altatech": 600 if not args.quick else 300}
+    cases = [
+        Case(v, n, sizes[v], v == "dx", "declared quota" if v == "dx" else "headers")
+        for v in ("altatech", "dx")
+        for n in PROCESSES
+    ]
+    cases.append(Case("dx", 4, sizes["dx"], False, "undeclared (429s only): baseline"))
+    lines: list[str] = []
+    rows: list[list[str]] = []
+    try:
+        for case in cases:
+            bench.progress(f"quota: {case.vendor}, {case.processes} tasks, {case.label}")
+            result = run_case(sandbox, case)
+            if "error" in result:
+                rows.append([case.vendor, case.label, str(case.processes), "error", result["error"][:80]])
+                continue
+            rows.append(
+                [
+                    bench.LABELS[case.vendor],
+                    case.label,
+                    str(case.processes),
+                    bench.f_int(result["users"]),
+                    bench.f_sec(result["taken"]),
+                    f"{100 * result['quota_used']:.1f} %",
+                    f"{bench.f_int(result['throttled'])} ({100 * result['throttled'] / max(1, result['sent']):.2f} %)",
+                    bench.f_int(result["lost"]),
+                ]
+            )
+        headers = ["vendor", "pacing from", "tasks", "users", "time s", "quota used", "429s (share)", "lost"]
+        lines.append(render(rows, headers))
+        dx_q, dx_w = DX_QUOTA
+        al_q, al_w = ALTATECH_QUOTA
+        lines.append(
+            f"\nSandbox quotas: DX {dx_q} requests per sliding {dx_w:.0f} s (429 + `Retry-After`), AltaTech {al_q} per "
+            f"fixed {al_w:.0f} s window announced in `X-RateLimit-*`. One request per user; every task a separate "
+            "process with its own hook and default settings (32 threads), DX connections declaring the quota "
+            "(`quota_requests`/`quota_window_seconds`) except the baseline row."
+        )
+        bench.progress("quota: deferring AltaTech sync (migrating a metadata DB for dag.test first)")
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        sandbox.prepare(quota={"altatech": {"requests": 100, "window_seconds": 20.0, "kind": "fixed"}})
+        users = 300 if not args.quick else 200
+        deferral = bench.run_child(case_deferral, users, 2.0, timeout=900)
+        if "error" in deferral:
+            lines.append(f"\nDeferral case: error {deferral['error']}")
+        else:
+            report = deferral["report"]
+            worker, wall = report["duration_seconds"], report["wall_seconds"]
+            lines.append(
+                "\n"
+                + render(
+                    [
+                        [
+                            f"{users} users, AltaTech 100 per 20 s window, defer_after 2 s",
+                            deferral["state"],
+                            f"{report['succeeded']} / {report['total']}",
+                            str(report["deferrals"]),
+                            bench.f_sec(worker),
+                            bench.f_sec(wall),
+                            f"{100 * worker / wall:.1f} %",
+                        ]
+                    ],
+                    [
+                        "deferring sync (dag.test)",
+                        "state",
+                        "delivered",
+                        "deferrals",
+                        "worker s",
+                        "wall s",
+                        "worker/wall",
+                    ],
+                )
+            )
+    finally:
+        sandbox.stop()
+    text = "\n".join(lines)
+    print(textwrap.dedent(text))
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
