@@ -62,6 +62,35 @@ class ReasonTally:
         ]
 
 
+def quota_used(reports: Iterable[Mapping[str, Any]], requests: int, window_seconds: float) -> dict[str, Any]:
+    """How much of a declared quota the whole run used: requests the vendor accepted over the run's span.
+
+    The span runs from the first chunk's start to the last chunk's end (``started_at``/``finished_at`` of
+    the reports), so chunks that waited their turn, or ran one after another, count as the run's time.
+    """
+    from datetime import datetime
+
+    spans = [
+        (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for r in reports
+        if r.get("started_at") and r.get("finished_at")
+    ]
+    sent = sum(int(r.get("requests_sent", 0)) for r in reports)
+    throttled = sum(int(r.get("throttled_requests", 0)) for r in reports)
+    if not spans:
+        return {}
+    seconds = (max(end for _, end in spans) - min(start for start, _ in spans)).total_seconds()
+    capacity = requests / window_seconds * max(seconds, 1e-9)
+    return {
+        "quota": {"requests": requests, "window_seconds": window_seconds},
+        "span_seconds": round(seconds, 3),
+        "requests_accepted": sent - throttled,
+        "throttled_requests": throttled,
+        "deferrals": sum(int(r.get("deferrals", 0)) for r in reports),
+        "quota_used": round(min(1.0, (sent - throttled) / capacity), 4) if capacity else None,
+    }
+
+
 def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[str, Any]:
     """One report for a whole run from its chunk reports (a missing report is a chunk that never reported)."""
     if isinstance(reports, dict):  # xcom_pull of a mapped task with a single chunk gives the value itself
@@ -134,12 +163,17 @@ def judge_run(
     reports: Iterable[dict[str, Any] | None] | dict[str, Any],
     max_failure_ratio: float,
     echo: Callable[[str], Any] = print,
+    quota: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """Log a run's outcome and raise :class:`UncleanRunError` when it is not clean.
 
     Clean: every chunk reported, no transient failure left, and rejected users within the ratio.
+    ``quota`` (requests, window seconds), when the connection declares one, adds the run's quota use.
     """
+    reports = [reports] if isinstance(reports, dict) else list(reports)
     run = combine(reports)
+    if quota is not None:
+        run.update(quota_used([r for r in reports if r], *quota))
     echo(render(run))
     problems = []
     if run["chunks_without_report"]:
@@ -158,6 +192,14 @@ def render(run: dict[str, Any]) -> str:
         f"vendor(s) {', '.join(run['vendors']) or '-'}: {run['succeeded']:,} of {run['total']:,} users delivered, "
         f"{run['failed']:,} failed ({run['retryable_users']:,} transiently)"
     ]
+    if run.get("quota_used") is not None:
+        quota = run["quota"]
+        lines.append(
+            f"  quota {quota['requests']:,} requests per {quota['window_seconds']:g} s: "
+            f"{100 * run['quota_used']:.1f} % used over {run['span_seconds']:,.0f} s "
+            f"({run['requests_accepted']:,} requests accepted, {run['throttled_requests']:,} answered 429, "
+            f"{run['deferrals']} deferrals)"
+        )
     causes = run["reasons"]
     if causes:
         sampled = run.get("reasons_sampled_chunks")

@@ -9,6 +9,7 @@ import itertools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_userattrs.sync.checkpoint import PacingTotals
@@ -118,6 +119,9 @@ def build_report(
     wall = max(worker, time.time() - pacing.started_at) if pacing and pacing.started_at else worker
     report["duration_seconds"] = round(worker, 3)
     report["wall_seconds"] = round(wall, 3)
+    finished = time.time()
+    report["started_at"] = _iso(finished - wall)
+    report["finished_at"] = _iso(finished)
     report["users_per_second"] = round(total / wall, 1) if wall > 0 else None
     return report
 
@@ -159,3 +163,7 @@ def _counts(outcome: TryOutcome) -> dict[str, object]:
             "removed_users": inc.removed_users,
         }
     return counts
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).isoformat(timespec="seconds")

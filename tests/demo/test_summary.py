@@ -61,3 +61,21 @@ def test_an_unreadable_failure_file_falls_back_to_the_sample_and_says_so(tmp_pat
     run = combine([chunk])
     assert [(c["reason"], c["count"]) for c in run["reasons"]] == [(TOO_LONG, 100)]
     assert "counted from the first 100 failures of 1 chunks" in render(run)
+
+
+def test_the_run_s_quota_use_is_what_the_vendor_accepted_over_the_run_s_span():
+    from airflow_provider_userattrs.demo.summary import judge_run
+
+    chunk = {"vendor": "dx", "total": 100, "succeeded": 100, "failed": 0, "retryable_users": 0}
+    reports = [
+        {**chunk, "requests_sent": 110, "throttled_requests": 10, "deferrals": 1}
+        | {"started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:10+00:00"},
+        {**chunk, "requests_sent": 100, "throttled_requests": 0, "deferrals": 0}
+        | {"started_at": "2026-01-01T00:00:05+00:00", "finished_at": "2026-01-01T00:00:20+00:00"},
+    ]
+    lines: list[str] = []
+    run = judge_run(reports, 0.0, lines.append, quota=(600, 60.0))
+    # 200 accepted over 20 s against 10 requests/s: all of it.
+    assert (run["requests_accepted"], run["span_seconds"], run["quota_used"]) == (200, 20.0, 1.0)
+    assert run["throttled_requests"] == 10 and run["deferrals"] == 1
+    assert "100.0 % used over 20 s" in lines[0]

@@ -15,7 +15,10 @@ from airflow_provider_userattrs.sync.report import (
     build_report,
 )
 
-COMMON = {"vendor", "conn_id", "dry_run", "duration_seconds", "wall_seconds", "users_per_second", "total"}
+COMMON = {"vendor", "conn_id", "dry_run", "duration_seconds", "wall_seconds", "users_per_second", "total"} | {
+    "started_at",
+    "finished_at",
+}
 COUNTS = {"succeeded", "failed", "retryable_users", "failures", "failures_truncated", "failure_file", "requests_sent"}
 
 
