@@ -15,6 +15,11 @@ from airflow_provider_userattrs.demo.segments import SYNC_ATTRIBUTES
 from airflow_provider_userattrs.operators import UpdateUserAttributesOperator
 
 WAREHOUSE_CONN_ID = os.environ.get("USERATTRS_WAREHOUSE_CONN_ID", "userattrs_warehouse")
+MAX_PARALLEL_CHUNKS = int(os.environ.get("USERATTRS_MAX_PARALLEL_CHUNKS", "4"))
+"""Chunks of one run sending at once. A quota-bound vendor is saturated by a chunk or two: more only share the
+same quota while holding worker slots (see the DAG's doc)."""
+POOL = os.environ.get("USERATTRS_POOL", "default_pool")
+"""A pool per vendor account (e.g. ``userattrs_dx``, slots = chunks allowed at once) bounds all DAGs together."""
 VENDOR_CONNECTIONS = ["altatech_default", "fyno_default", "dx_default", "usercom_default"]
 
 with DAG(
@@ -70,6 +75,16 @@ with DAG(
 `push_chunk` per range streams its rows and sends them (each chunk retried on its own and resumed from
 its checkpoint), `summarize` reads every chunk's report and fails the run when it is not clean.
 
+**Quotas and parallel chunks**: real vendors are quota-bound (DX 1,000 requests a minute per account,
+AltaTech plans down to 1,000 an hour). Declare the quota on the connection (`quota_requests`,
+`quota_window_seconds`): every chunk then paces its share of it from the vendor's answers, whatever worker
+it runs on, and a wait longer than `defer_after` (60 s) frees the worker (the task is deferred). One chunk
+with 32 requests in flight sends about 300 requests/s at 100 ms latency, so one or two chunks already
+saturate such a quota: more parallel chunks finish no sooner, they only hold more worker slots. Bound them
+per run with `USERATTRS_MAX_PARALLEL_CHUNKS` (`max_active_tis_per_dagrun`, default 4) and across DAGs with
+a pool per vendor account (`USERATTRS_POOL`, e.g. `airflow pools set userattrs_dx 2 "DX account"`).
+`summarize` reports the share of the declared quota the whole run used.
+
 **Replay**: with the `replay_from` param (a failure file), `plan_chunks` plans one chunk that resends only the
 file's retryable failures; the Sync report tab's *Replay failures* button starts such a run.
 """,
@@ -92,14 +107,17 @@ file's retryable failures; the Sync report tab's *Replay failures* button starts
         sql_conn_id=WAREHOUSE_CONN_ID,
         attributes=list(SYNC_ATTRIBUTES),
         max_failure_ratio=1.0,  # judged over the whole run by summarize, not per chunk
+        max_active_tis_per_dagrun=MAX_PARALLEL_CHUNKS,
+        pool=POOL,
         replay_from="{{ params.replay_from }}",  # empty: the chunk's sql; a failure file: a replay
     ).expand_kwargs(plan_chunks())
 
     @task(trigger_rule="all_done", retries=0)
     def summarize(params=None, ti=None) -> dict:
-        from airflow_provider_userattrs.demo.summary import judge_run
+        from airflow_provider_userattrs.demo.summary import declared_quota, judge_run
 
         reports = ti.xcom_pull(task_ids="push_chunk", key="report") or []
-        return judge_run(reports, float(params["max_failure_ratio"]), print)
+        quota = declared_quota(params["conn_id"])
+        return judge_run(reports, float(params["max_failure_ratio"]), print, quota=quota)
 
     push >> summarize()

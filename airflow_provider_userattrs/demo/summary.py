@@ -62,6 +62,18 @@ class ReasonTally:
         ]
 
 
+def declared_quota(conn_id: str) -> tuple[int, float] | None:
+    """The quota a vendor connection declares (``quota_requests`` per ``quota_window_seconds``), if any."""
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_userattrs.config import parse_settings
+
+    settings = parse_settings(BaseHook.get_connection(conn_id).extra_dejson or {}, where=f"connection {conn_id!r}")
+    if settings.quota_requests and settings.quota_window_seconds:
+        return settings.quota_requests, settings.quota_window_seconds
+    return None
+
+
 def quota_used(reports: Iterable[Mapping[str, Any]], requests: int, window_seconds: float) -> dict[str, Any]:
     """How much of a declared quota the whole run used: requests the vendor accepted over the run's span.
 
