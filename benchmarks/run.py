@@ -193,6 +193,8 @@ class Sandbox:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the process's lifetime
         command = [sys.executable, "-m", "airflow_provider_userattrs.sandbox", "--port", "0"]
         command += ["--port-file", str(port_file)]
+        # User.com refuses attributes its app lacks: create the ones the scenarios send.
+        command += [f"--usercom-attribute={name}" for name in (*bl.attributes(0), "churn_risk")]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):

@@ -26,8 +26,18 @@ echo "demo: Airflow metadata DB in $AIRFLOW_HOME"
 echo "demo: building the warehouse ($DEMO/warehouse.db, ${DEMO_USERS:-5000} users, ~2% dirty rows)"
 "$PY" -m airflow_provider_userattrs.demo.warehouse --target "$DEMO/warehouse.db" --users "${DEMO_USERS:-5000}" >"$DEMO/warehouse.json"
 
+# User.com refuses custom attributes that do not exist in the app, and so does the sandbox: create the ones the
+# demo DAGs send, the warehouse columns the sync pushes and the mass update's default attribute.
+mapfile -t USERCOM_ATTRIBUTES < <("$PY" -c '
+from airflow_provider_userattrs.demo.segments import SYNC_ATTRIBUTES
+for name in (*SYNC_ATTRIBUTES, "churn_risk_flag"):  # churn_risk_flag: dags/userattrs_mass_update.py
+    print("--usercom-attribute", name, sep="\n")
+')
+[ "${#USERCOM_ATTRIBUTES[@]}" -gt 0 ] || { echo "demo: could not list the warehouse attributes"; exit 1; }
+
 rm -f "$DEMO/sandbox.port"
-"$PY" -m airflow_provider_userattrs.sandbox --port 0 --port-file "$DEMO/sandbox.port" >"$DEMO/sandbox.log" 2>&1 &
+"$PY" -m airflow_provider_userattrs.sandbox --port 0 --port-file "$DEMO/sandbox.port" "${USERCOM_ATTRIBUTES[@]}" \
+  >"$DEMO/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 trap 'kill $SANDBOX_PID 2>/dev/null || true; wait $SANDBOX_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$DEMO/sandbox.port" ] && break; sleep 0.1; done

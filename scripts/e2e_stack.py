@@ -375,9 +375,14 @@ class AirflowStack:
     def _start_sandbox(self) -> None:
         assert self.root is not None
         port_file = self.root / "sandbox.port"
+        from airflow_provider_userattrs.demo.segments import SYNC_ATTRIBUTES
+
+        # User.com refuses attributes its app lacks: create what the example DAGs send (as docker-compose does).
+        attributes = [f"--usercom-attribute={name}" for name in (*SYNC_ATTRIBUTES, "churn_risk_flag", "plan")]
+        options = ["--port", "0", "--port-file", str(port_file), *attributes]
         self._spawn(
             "sandbox",
-            [self.python, "-m", "airflow_provider_userattrs.sandbox", "--port", "0", "--port-file", str(port_file)],
+            [self.python, "-m", "airflow_provider_userattrs.sandbox", *options],
             env=self._base_env(),
         )
         deadline = time.monotonic() + 30

@@ -65,12 +65,23 @@ def postgres_dsn() -> str:
     return "postgresql://postgres@127.0.0.1:5432/test"
 
 
+SANDBOX_USERCOM_ATTRIBUTES = (
+    # what the hook, operator and reliability tests send to User.com
+    *("churn_risk", "fine", "gone", "n", "ok_attribute", "plan", "score", "tier", "vip"),
+    # what the example DAGs send (tests/dags): the mass update's default attribute; the demo warehouse's
+    # columns are added by the fixture (demo.segments.SYNC_ATTRIBUTES)
+    "churn_risk_flag",
+)
+"""Custom attributes that exist in the sandbox's User.com app: User.com refuses any other, as does the sandbox."""
+
+
 @pytest.fixture
 def sandbox() -> Iterator[object]:
-    """A fresh vendor sandbox on a free loopback port."""
+    """A fresh vendor sandbox on a free loopback port, its User.com app holding the suite's attributes."""
+    from airflow_provider_userattrs.demo.segments import SYNC_ATTRIBUTES
     from airflow_provider_userattrs.sandbox import SandboxServer
 
-    with SandboxServer(port=0) as server:
+    with SandboxServer(port=0, usercom_attributes=(*SANDBOX_USERCOM_ATTRIBUTES, *SYNC_ATTRIBUTES)) as server:
         yield server
 
 

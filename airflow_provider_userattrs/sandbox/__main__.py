@@ -23,6 +23,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", action="append", help="accepted API token (repeatable; default sandbox-token)")
     parser.add_argument("--fyno-workspace", action="append", help="accepted Fyno workspace id (default sandboxwsid)")
     parser.add_argument("--faults", help='fault settings as JSON, e.g. \'{"latency": 0.02, "error_rate": 0.1}\'')
+    parser.add_argument(
+        "--usercom-attribute",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a custom attribute that exists in the User.com app (repeatable); User.com refuses any other",
+    )
+    parser.add_argument(
+        "--no-usercom-attribute-check", action="store_true", help="accept any User.com attribute name (lenient)"
+    )
+    parser.add_argument(
+        "--answer-shapes",
+        help='shapes of the answer parts no vendor publishes, e.g. \'{"fyno_batch": "batch", "dx_failures": "names"}\'',
+    )
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox %(message)s")
@@ -32,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
         tokens=args.token or ["sandbox-token"],
         fyno_workspaces=args.fyno_workspace or ["sandboxwsid"],
+        usercom_attributes=None if args.no_usercom_attribute_check else args.usercom_attribute,
+        answer_shapes=json.loads(args.answer_shapes) if args.answer_shapes else None,
     )
     if args.faults:
         server.set_faults(**json.loads(args.faults))

@@ -56,3 +56,17 @@ class SandboxClient:
 
     def register_unknown_users(self, vendor: str, user_ids: Iterable[Any]) -> None:
         self._call("POST", "unknown_users", {"vendor": vendor, "user_ids": list(user_ids)})
+
+    def declare_usercom_attributes(self, names: Iterable[str] | None, *, replace: bool = False) -> list[str] | None:
+        """Create custom attributes in the User.com app; ``None`` accepts any name (the check off)."""
+        body = {"attributes": None if names is None else list(names), "replace": replace}
+        answer = self._call("POST", "usercom_attributes", body)["attributes"]
+        return None if answer is None else list(answer)
+
+    def usercom_attributes(self) -> list[str] | None:
+        answer = self._call("GET", "usercom_attributes")["attributes"]
+        return None if answer is None else list(answer)
+
+    def set_answer_shapes(self, **shapes: str) -> dict[str, str]:
+        """E.g. ``set_answer_shapes(fyno_batch="batch", dx_failures="names")``; see :class:`~.state.AnswerShapes`."""
+        return dict(self._call("POST", "shapes", shapes))

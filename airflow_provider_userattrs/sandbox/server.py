@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_userattrs.sandbox import vendors
-from airflow_provider_userattrs.sandbox.state import SandboxState
+from airflow_provider_userattrs.sandbox.state import AnswerShapes, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ REASONS = {
     405: "Method Not Allowed",
     411: "Length Required",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -108,9 +109,14 @@ class _Handler(socketserver.StreamRequestHandler):
             return keep_alive
         route, match = found
         authorized = "authorization" in headers
-        if method not in ("POST", "PUT"):
-            state.record(route.vendor, method, path, 405, authorized)
-            self._send(405, {"detail": f'Method "{method}" not allowed.'}, keep_alive=keep_alive)
+        refused = vendors.wrong_method(route, method)
+        if refused is not None:
+            status, answer = refused
+            state.record(route.vendor, method, path, status, authorized)
+            allow = {"Allow": ", ".join(route.methods)}
+            if route.vendor == "altatech":
+                allow.update(state.rate_limit_headers())
+            self._send(status, answer, keep_alive=keep_alive, headers=allow, with_body=method != "HEAD")
             return keep_alive
         decision = state.decide(route.vendor)
         if decision.delay:
@@ -127,17 +133,13 @@ class _Handler(socketserver.StreamRequestHandler):
                 extra["Retry-After"] = decision.retry_after
             state.record(route.vendor, method, path, decision.status or 500, authorized)
             body: Any = {"detail": REASONS.get(decision.status or 500, "error"), "status": "error"}
-            if route.vendor == "dx":
-                body = {"ok": False, "error": "rate_limited" if decision.status == 429 else "internal_error"}
+            if decision.status == 429:
+                body = vendors.throttled_body(route.vendor)
+            elif route.vendor == "dx":
+                body = {"ok": False, "error": "internal_error"}
             self._send(decision.status or 500, body, keep_alive=keep_alive, headers=extra)
             return keep_alive
-        try:
-            payload = json.loads(data) if data else None
-        except ValueError:
-            payload = None
-            status, answer = 400, {"detail": "JSON parse error"}
-        else:
-            status, answer = vendors.handle(state, route, match, headers, payload)
+        status, answer = vendors.handle(state, route, match, headers, data)
         if decision.kind == "garbage":
             state.record(route.vendor, method, path, decision.status or 200, authorized)
             self._send_raw(decision.status or 200, (decision.body or "").encode(), decision.content_type, keep_alive)
@@ -177,8 +179,18 @@ class _Handler(socketserver.StreamRequestHandler):
         lines.extend(f"{k}: {v}" for k, v in (headers or {}).items())
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _send(self, status: int, body: Any, *, keep_alive: bool, headers: dict[str, str] | None = None) -> None:
-        self.wfile.write(self._encode(status, body, keep_alive=keep_alive, headers=headers))
+    def _send(
+        self,
+        status: int,
+        body: Any,
+        *,
+        keep_alive: bool,
+        headers: dict[str, str] | None = None,
+        with_body: bool = True,
+    ) -> None:
+        answer = self._encode(status, body, keep_alive=keep_alive, headers=headers)
+        # A HEAD answer carries the headers of the GET answer and no body (RFC 9110, 9.3.2).
+        self.wfile.write(answer if with_body else answer[: answer.index(b"\r\n\r\n") + 4])
 
     def _send_raw(self, status: int, data: bytes, content_type: str, keep_alive: bool) -> None:
         self.wfile.write(self._head(status, content_type, len(data), keep_alive, None) + data)
@@ -217,11 +229,18 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             if method == "POST" and name == "unknown_users":
                 state.register_unknown_users(body["vendor"], body["user_ids"])
                 return 200, {"status": "ok"}
+            if method == "GET" and name == "usercom_attributes":
+                return 200, {"attributes": state.declared_usercom_attributes()}
             if method == "POST" and name == "usercom_attributes":
-                with state.lock:
-                    names = body.get("attributes")
-                    state.usercom_attributes = None if names is None else set(names)
-                return 200, {"status": "ok"}
+                names = body["attributes"]
+                if isinstance(names, str):
+                    raise ValueError("attributes must be a list of names (or null to turn the check off)")
+                declared = state.declare_usercom_attributes(names, replace=bool(body.get("replace")))
+                return 200, {"attributes": declared}
+            if method == "GET" and name == "shapes":
+                return 200, state.shapes.to_dict()
+            if method == "POST" and name == "shapes":
+                return 200, state.set_answer_shapes(body).to_dict()
         except (ValueError, KeyError, TypeError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"no control endpoint {method} {path}"}
@@ -235,6 +254,10 @@ class SandboxServer:
 
     Tests inspect and steer it directly (:meth:`state`, :meth:`stats`, :meth:`set_faults`, :meth:`script`);
     another process does the same over HTTP with :class:`~.client.SandboxClient`.
+
+    ``usercom_attributes``: the custom attributes that exist in the User.com app. User.com refuses any other
+    (seed 004), and so does the sandbox unless this is ``None``. ``answer_shapes``: which plausible shape
+    the answer parts no vendor publishes take (:class:`~.state.AnswerShapes`).
     """
 
     def __init__(
@@ -244,8 +267,11 @@ class SandboxServer:
         *,
         tokens: Iterable[str] = ("sandbox-token",),
         fyno_workspaces: Iterable[str] = ("sandboxwsid",),
+        usercom_attributes: Iterable[str] | None = (),
+        answer_shapes: AnswerShapes | dict[str, str] | None = None,
     ) -> None:
-        self.memory = SandboxState(tokens, fyno_workspaces)
+        shapes = AnswerShapes.from_dict(answer_shapes) if isinstance(answer_shapes, dict) else answer_shapes
+        self.memory = SandboxState(tokens, fyno_workspaces, usercom_attributes, shapes)
         self._server = _Server((host, port), self.memory)
         self._thread: threading.Thread | None = None
 
@@ -309,3 +335,14 @@ class SandboxServer:
 
     def register_unknown_users(self, vendor: str, user_ids: Iterable[Any]) -> None:
         self.memory.register_unknown_users(vendor, user_ids)
+
+    def declare_usercom_attributes(self, names: Iterable[str] | None, *, replace: bool = False) -> list[str] | None:
+        """Create custom attributes in the User.com app; ``None`` accepts any name (the check off)."""
+        return self.memory.declare_usercom_attributes(names, replace)
+
+    def usercom_attributes(self) -> list[str] | None:
+        return self.memory.declared_usercom_attributes()
+
+    def set_answer_shapes(self, **shapes: str) -> dict[str, str]:
+        """E.g. ``set_answer_shapes(fyno_batch="batch", dx_failures="names")``; see :class:`~.state.AnswerShapes`."""
+        return self.memory.set_answer_shapes(shapes).to_dict()

@@ -14,9 +14,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
+from email.utils import formatdate
 from typing import Any
 
 VENDORS = ("altatech", "fyno", "dx", "usercom")
+FYNO_BATCH_SHAPES = ("results", "batch", "request_id")
+DX_FAILURE_SHAPES = ("name_error", "attribute_message", "names")
 
 
 def _refuse_unknown(cls: type, values: dict[str, Any], what: str) -> None:
@@ -72,6 +75,46 @@ class Faults:
         data = asdict(self)
         data["error_statuses"] = list(self.error_statuses)
         return data
+
+
+@dataclass(frozen=True)
+class AnswerShapes:
+    """Which shape the sandbox gives the answer parts no vendor publishes (vendor-notes, "What nobody
+    publishes"). Every choice is plausible, not published: a client must tolerate each of them, and tests
+    switch between them instead of trusting one invented shape.
+
+    ``fyno_batch``, the per-item status in Fyno's 202 batch answer (seed 001/003 and Fyno's docs only say
+    "per-item status"; their field names are not published):
+
+    - ``results``: ``{"request_id": "...", "results": [{"distinct_id": "d1", "status": "ok"},
+      {"distinct_id": "d2", "status": "error", "_message": "user not found"}]}``
+    - ``batch``: ``{"request_id": "...", "batch": [{"distinct_id": "d1", "success": true},
+      {"distinct_id": "d2", "success": false, "error": "user not found"}]}``
+    - ``request_id``: ``{"request_id": "..."}`` only; a refused item is silently not applied (the batch is
+      processed asynchronously, and nothing says how it went).
+
+    ``dx_failures``, an entry of ``user.failures`` in DX's ``ok: true`` answer (seed 002 shows only ``[]``):
+
+    - ``name_error``: ``[{"name": "Level", "error": "invalid_value"}]``
+    - ``attribute_message``: ``[{"attribute": "Level", "message": "value must be a string or null"}]``
+    - ``names``: ``["Level"]``
+    """
+
+    fyno_batch: str = "results"
+    dx_failures: str = "name_error"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AnswerShapes:
+        _refuse_unknown(cls, values, "answer shapes")
+        shapes = cls(**values)
+        if shapes.fyno_batch not in FYNO_BATCH_SHAPES:
+            raise ValueError(f"fyno_batch must be one of {FYNO_BATCH_SHAPES}, not {shapes.fyno_batch!r}")
+        if shapes.dx_failures not in DX_FAILURE_SHAPES:
+            raise ValueError(f"dx_failures must be one of {DX_FAILURE_SHAPES}, not {shapes.dx_failures!r}")
+        return shapes
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -137,21 +180,33 @@ class Decision:
 
 
 class SandboxState:
-    """Vendor data, statistics, faults and script, shared by every handler thread."""
+    """Vendor data, statistics, faults and script, shared by every handler thread.
 
-    def __init__(self, tokens: Iterable[str] = ("sandbox-token",), fyno_workspaces: Iterable[str] = ("sandboxwsid",)):
+    The accounts' set-up (tokens, Fyno workspaces, the User.com app's custom attributes, the answer shapes)
+    outlives :meth:`reset`, as an account's settings outlive its data.
+    """
+
+    def __init__(
+        self,
+        tokens: Iterable[str] = ("sandbox-token",),
+        fyno_workspaces: Iterable[str] = ("sandboxwsid",),
+        usercom_attributes: Iterable[str] | None = (),
+        answer_shapes: AnswerShapes | None = None,
+    ):
         self.lock = threading.RLock()
         self.tokens = frozenset(tokens)
         self.fyno_workspaces = frozenset(fyno_workspaces)
+        self.usercom_attributes: set[str] | None = None if usercom_attributes is None else set(usercom_attributes)
+        """Custom attributes of the User.com app; ``None`` turns the existence check off."""
+        self.shapes = answer_shapes or AnswerShapes()
         self.reset()
 
     def reset(self) -> None:
-        """Forget data, statistics, faults and script (tokens and workspaces stay)."""
+        """Forget data, statistics, faults and script (the accounts' set-up stays)."""
         with self.lock:
             self.data: dict[str, dict[Any, Any]] = {vendor: {} for vendor in VENDORS}
             self.fyno_types: dict[tuple[str, str], str] = {}
             self.unknown: dict[str, set[Any]] = {vendor: set() for vendor in VENDORS}
-            self.usercom_attributes: set[str] | None = None
             self.faults = Faults()
             self.bucket: TokenBucket | None = None
             self.random = random.Random()
@@ -172,6 +227,27 @@ class SandboxState:
             self.bucket = TokenBucket(self.faults.rate_limit) if self.faults.rate_limit else None
             self.random = random.Random(self.faults.seed)
             return self.faults
+
+    def set_answer_shapes(self, values: dict[str, Any]) -> AnswerShapes:
+        """Pick the shapes of the answer parts no vendor publishes (the others keep their current shape)."""
+        with self.lock:
+            self.shapes = AnswerShapes.from_dict({**self.shapes.to_dict(), **values})
+            return self.shapes
+
+    def declare_usercom_attributes(self, names: Iterable[str] | None, replace: bool = False) -> list[str] | None:
+        """Create custom attributes in the User.com app (``None``: accept any name, the check off)."""
+        with self.lock:
+            if names is None:
+                self.usercom_attributes = None
+            else:
+                declared = {str(n) for n in names}
+                kept = set() if replace or self.usercom_attributes is None else self.usercom_attributes
+                self.usercom_attributes = kept | declared
+            return self.declared_usercom_attributes()
+
+    def declared_usercom_attributes(self) -> list[str] | None:
+        with self.lock:
+            return None if self.usercom_attributes is None else sorted(self.usercom_attributes)
 
     def script(self, steps: Iterable[dict[str, Any]]) -> int:
         with self.lock:
@@ -246,8 +322,6 @@ class SandboxState:
             seconds = self.faults.retry_after
         seconds = max(0, math.ceil(seconds))
         if self.faults.retry_after_format == "http-date":
-            from email.utils import formatdate
-
             return formatdate(time.time() + seconds, usegmt=True)
         return str(seconds)
 

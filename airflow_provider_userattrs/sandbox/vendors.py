@@ -1,11 +1,20 @@
-"""The four vendor APIs as the seeds describe them: paths, auth, validation, answers and error shapes.
+"""The four vendor APIs as the seeds describe them: paths, methods, auth, validation, answers and error shapes.
 
 Each handler takes the parsed JSON body and answers ``(status, body)``; the server owns HTTP and faults.
 Where the vendors' docs are silent the sandbox picks the plausible answer and says so in a comment.
+
+As strict as the vendors, because a lenient stand-in hides client bugs: only the methods the seeds name
+(POST; User.com's mass update also PUT), ``Content-Type: application/json`` on every request (all four seeds
+send it), Fyno batch items with an ``action``, User.com custom attributes that exist in the app.
+
+Two answer parts are published by nobody: the per-item status of Fyno's batch answer and the entries of
+DX's ``user.failures``. The sandbox does not settle on one invented shape: :class:`~.state.AnswerShapes`
+picks one of several plausible shapes (``POST /_sandbox/shapes``), so that a client can be tested on each.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -19,11 +28,22 @@ Reply = tuple[int, Any]
 
 
 @dataclass(frozen=True)
+class Refusals:
+    """A vendor's answers to a request it cannot take at all, and the body of its 429."""
+
+    method: Callable[[str], Reply]
+    content_type: Callable[[str], Reply]
+    bad_json: Callable[[str], Reply]
+    throttled: Callable[[], Any]
+
+
+@dataclass(frozen=True)
 class Route:
     vendor: str
     pattern: re.Pattern[str]
     handler: Callable[[SandboxState, Any, Any], Reply]
     auth_scheme: str = "Bearer"
+    methods: tuple[str, ...] = ("POST",)
 
 
 def _token(headers: Any, scheme: str) -> str | None:
@@ -40,6 +60,21 @@ ALTATECH_RESERVED = frozenset({"id", "user_id", "created_at"})
 
 def altatech_unauthorized() -> Reply:
     return 401, {"error": {"code": 40127, "message": "authentication failed", "status": "UNAUTHENTICATED"}}
+
+
+def altatech_parameter_error(message: str) -> Reply:
+    return 400, {"code": 40000, "message": f"parameter error: {message}"}
+
+
+# Seed 000 names no status or body for a wrong method, a missing Content-Type, bad JSON or a 429: the sandbox
+# answers in AltaTech's documented {"code", "message"} shape, with the documented 40000 "parameter error" for
+# bad requests; 40500 and 42900 follow the pattern of 40000 and 40127 and are the sandbox's guesses.
+ALTATECH_REFUSALS = Refusals(
+    method=lambda method: (405, {"code": 40500, "message": f"method {method} not allowed"}),
+    content_type=lambda got: altatech_parameter_error(f"Content-Type must be application/json, not {got!r}"),
+    bad_json=lambda problem: altatech_parameter_error(f"body is not valid JSON ({problem})"),
+    throttled=lambda: {"code": 42900, "message": "rate limit exceeded"},
+)
 
 
 def altatech_update(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
@@ -105,23 +140,42 @@ def fyno_unauthorized() -> Reply:
     return 401, {"_message": "Invalid API details", "status": "error"}
 
 
-def _fyno_apply(state: SandboxState, workspace: str, item: Any) -> str | None:
-    """Apply one profile action; the reason it is refused, if it is."""
-    if not isinstance(item, dict) or not isinstance(item.get("distinct_id"), str) or not item["distinct_id"]:
+def fyno_error(message: str, status: int = 400) -> Reply:
+    return status, {"_message": message, "status": "error"}
+
+
+# Fyno documents 400 and 401 with {"_message", "status": "error"}; its docs are silent on a wrong method, a
+# missing Content-Type, bad JSON and the 429 body: the sandbox answers them in the same shape (its choice).
+FYNO_REFUSALS = Refusals(
+    method=lambda method: fyno_error(f"Method {method} not allowed", 405),
+    content_type=lambda got: fyno_error(f"Content-Type must be application/json, not {got!r}"),
+    bad_json=lambda problem: fyno_error(f"Invalid JSON body ({problem})"),
+    throttled=lambda: {"_message": "Too many requests", "status": "error"},
+)
+
+
+def _fyno_action_problem(distinct_id: Any, action: Any) -> str | None:
+    """What makes a profile action unusable as a request (refused whole, before anything is applied)."""
+    if not isinstance(distinct_id, str) or not distinct_id:
         return "distinct_id is required"
-    distinct_id = item["distinct_id"]
-    action = item.get("action") if "action" in item else item
     if not isinstance(action, dict):
         return "action must be an object"
     to_set = action.get("$set") or {}
     to_unset = action.get("$unset") or []
     if not isinstance(to_set, dict) or not isinstance(to_unset, list):
         return "$set must be an object and $unset a list"
+    if any(isinstance(value, dict) for value in to_set.values()):
+        return "$set has object/keys that is not allowed"  # Fyno's documented 400
+    return None
+
+
+def _fyno_apply(state: SandboxState, workspace: str, distinct_id: str, action: dict[str, Any]) -> str | None:
+    """Apply one well-formed profile action; the reason it is refused, if it is."""
+    to_set = action.get("$set") or {}
+    to_unset = action.get("$unset") or []
     if not to_set and not to_unset:
         return "nothing to $set or $unset"
     for name, value in to_set.items():
-        if isinstance(value, dict):
-            return "$set has object/keys that is not allowed"
         if fyno_type(value) is None:
             return f"value of {name!r} is not a string of at most 255 characters, number, boolean, date or list"
     if state.is_unknown("fyno", distinct_id):
@@ -140,40 +194,69 @@ def _fyno_apply(state: SandboxState, workspace: str, item: Any) -> str | None:
 
 
 def fyno_set(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
+    """``set`` and ``unset`` take the action's keys at the top level, next to ``distinct_id`` (seed 001)."""
+    if not isinstance(body, dict):
+        return fyno_error("body must be an object")
+    distinct_id = body.get("distinct_id")
+    problem = _fyno_action_problem(distinct_id, body)
     with state.lock:
-        reason = _fyno_apply(state, match["workspace"], body)
+        reason = problem or _fyno_apply(state, match["workspace"], str(distinct_id), body)
     if reason:
-        return 400, {"_message": reason, "status": "error"}
+        return fyno_error(reason)
     return 202, {"request_id": uuid.uuid4().hex}
 
 
 def fyno_unset(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
     if not isinstance(body, dict):
-        return 400, {"_message": "body must be an object", "status": "error"}
+        return fyno_error("body must be an object")
     return fyno_set(state, match, {"distinct_id": body.get("distinct_id"), "$unset": body.get("$unset")})
+
+
+def _fyno_batch_problem(batch: Any) -> str | None:
+    """A malformed item refuses the whole batch with a 400, as the documented object-value error does.
+
+    Fyno's docs do not say whether a batch can be partly refused; the sandbox refuses a batch whole for what
+    makes an item unreadable (no ``distinct_id``, no ``action`` object, an object value) and answers the
+    rest (unknown user, a value Fyno cannot store) per item.
+    """
+    if not isinstance(batch, list) or not batch:
+        return "batch must be a non-empty list"
+    for item in batch:
+        if not isinstance(item, dict):
+            return "each batch item must be an object"
+        if "action" not in item:
+            return "action is required"
+        problem = _fyno_action_problem(item.get("distinct_id"), item["action"])
+        if problem:
+            return problem
+    return None
 
 
 def fyno_batch(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
     batch = body.get("batch") if isinstance(body, dict) else None
-    if not isinstance(batch, list) or not batch:
-        return 400, {"_message": "batch must be a non-empty list", "status": "error"}
-    # A value Fyno cannot store at all (an object) rejects the whole batch, as its single endpoint does.
-    for item in batch:
-        action = item.get("action") if isinstance(item, dict) else None
-        to_set = action.get("$set") if isinstance(action, dict) else None
-        if isinstance(to_set, dict) and any(isinstance(v, dict) for v in to_set.values()):
-            return 400, {"_message": "$set has object/keys that is not allowed", "status": "error"}
-    results = []
+    problem = _fyno_batch_problem(batch)
+    if problem or not isinstance(batch, list):
+        return fyno_error(problem or "batch must be a non-empty list")
     with state.lock:
-        for item in batch:
-            reason = _fyno_apply(state, match["workspace"], item)
-            distinct_id = item.get("distinct_id") if isinstance(item, dict) else None
-            results.append(
-                {"distinct_id": distinct_id, "status": "ok"}
-                if reason is None
-                else {"distinct_id": distinct_id, "status": "error", "_message": reason}
-            )
-    return 202, {"request_id": uuid.uuid4().hex, "results": results}
+        outcomes = [
+            (item["distinct_id"], _fyno_apply(state, match["workspace"], item["distinct_id"], item["action"]))
+            for item in batch
+        ]
+        shape = state.shapes.fyno_batch
+    return 202, {"request_id": uuid.uuid4().hex, **fyno_item_statuses(shape, outcomes)}
+
+
+def fyno_item_statuses(shape: str, outcomes: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """The per-item part of the batch answer, in the chosen :class:`~.state.AnswerShapes` (none is published)."""
+    if shape == "request_id":
+        return {}  # accepted for asynchronous processing; refused items are silently dropped
+    return {shape: [{"distinct_id": d, **_fyno_item_status(shape, reason)} for d, reason in outcomes]}
+
+
+def _fyno_item_status(shape: str, reason: str | None) -> dict[str, Any]:
+    if shape == "batch":
+        return {"success": True} if reason is None else {"success": False, "error": reason}
+    return {"status": "ok"} if reason is None else {"status": "error", "_message": reason}
 
 
 # -- DX ------------------------------------------------------------------------------------------------------
@@ -184,6 +267,30 @@ def dx_unauthorized(token: str | None) -> Reply:
     return 422, {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
 
 
+# DX documents errors as HTTP 422 with ok: false and an error code, and 429 over its rate limit. The codes below
+# (and the 405 for a wrong method) are not published: the sandbox's choice, in DX's shape.
+DX_REFUSALS = Refusals(
+    method=lambda method: (405, {"ok": False, "error": "method_not_allowed"}),
+    content_type=lambda got: (422, {"ok": False, "error": "invalid_content_type"}),
+    bad_json=lambda problem: (422, {"ok": False, "error": "invalid_json"}),
+    throttled=lambda: {"ok": False, "error": "rate_limited"},
+)
+
+DX_FAILURE_MESSAGES = {
+    "invalid_name": "name must be a non-empty string",
+    "invalid_value": "value must be a string or null",
+}
+
+
+def dx_failure(shape: str, name: Any, code: str) -> Any:
+    """One entry of ``user.failures``, in the chosen :class:`~.state.AnswerShapes` (seed 002 shows only ``[]``)."""
+    if shape == "attribute_message":
+        return {"attribute": name, "message": DX_FAILURE_MESSAGES[code]}
+    if shape == "names":
+        return name
+    return {"name": name, "error": code}
+
+
 def dx_update(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
     email = body.get("email") if isinstance(body, dict) else None
     attributes = body.get("attributes") if isinstance(body, dict) else None
@@ -192,17 +299,18 @@ def dx_update(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
     with state.lock:
         if state.is_unknown("dx", email):
             return 422, {"ok": False, "error": "user_not_found"}
+        shape = state.shapes.dx_failures
         profile = state.data["dx"].setdefault(email, {})
         updated, failures = [], []
         for item in attributes:
             name = item.get("name") if isinstance(item, dict) else None
             value = item.get("value") if isinstance(item, dict) else None
             if not isinstance(name, str) or not name:
-                failures.append({"name": name, "error": "invalid_name"})
+                failures.append(dx_failure(shape, name, "invalid_name"))
             elif value is None:
                 profile.pop(name, None)
             elif not isinstance(value, str):
-                failures.append({"name": name, "error": "invalid_value"})
+                failures.append(dx_failure(shape, name, "invalid_value"))
             else:
                 profile[name] = value
                 updated.append({"name": name, "value": value, "updated": True})
@@ -218,15 +326,30 @@ def usercom_unauthorized() -> Reply:
     return 401, {"detail": "Invalid token."}
 
 
+# User.com runs Django REST framework (its error bodies are DRF's): these are DRF's own default answers to a
+# wrong method, an unsupported media type and unparsable JSON. The 429 text is the one User.com documents.
+USERCOM_REFUSALS = Refusals(
+    method=lambda method: (405, {"detail": f'Method "{method}" not allowed.'}),
+    content_type=lambda got: (415, {"detail": f'Unsupported media type "{got}" in request.'}),
+    bad_json=lambda problem: (400, {"detail": f"JSON parse error - {problem}"}),
+    throttled=lambda: {"detail": "You have reached a rate limit"},
+)
+
+
 def _usercom_value_ok(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
 def _usercom_check_attribute(state: SandboxState, name: Any) -> str | None:
+    """Why User.com would refuse this attribute name: custom attributes must exist in the app (seed 004).
+
+    The wording of an unknown attribute is not published: the sandbox's guess is DRF's own message for a
+    related object looked up by name (``SlugRelatedField``), answered as a 400 keyed by the field.
+    """
     if not isinstance(name, str) or not 1 <= len(name) <= 255:
         return "Ensure this field has at least 1 and no more than 255 characters."
     if state.usercom_attributes is not None and name not in state.usercom_attributes:
-        return f"Attribute {name!r} does not exist."
+        return f"Object with name={name} does not exist."
     return None
 
 
@@ -284,7 +407,15 @@ ROUTES: tuple[Route, ...] = (
         "fyno", re.compile(r"^/v1/(?P<workspace>[^/]+)/(?P<version>live|test)/profiles/properties/unset$"), fyno_unset
     ),
     Route("dx", re.compile(r"^/users\.attributes\.update$"), dx_update),
-    Route("usercom", re.compile(r"^/api/public/users/mass_update_custom_attributes/$"), usercom_mass_update, "Token"),
+    # Seed 004 says PUT and every one of its examples POSTs: both are taken.
+    Route(
+        "usercom",
+        re.compile(r"^/api/public/users/mass_update_custom_attributes/$"),
+        usercom_mass_update,
+        "Token",
+        ("POST", "PUT"),
+    ),
+    # Not in the seed; public SDKs POST it (vendor-notes).
     Route(
         "usercom",
         re.compile(r"^/api/public/users/(?P<user_id>\d+)/set_multiple_attributes/$"),
@@ -292,6 +423,8 @@ ROUTES: tuple[Route, ...] = (
         "Token",
     ),
 )
+
+REFUSALS = {"altatech": ALTATECH_REFUSALS, "fyno": FYNO_REFUSALS, "dx": DX_REFUSALS, "usercom": USERCOM_REFUSALS}
 
 
 def route_for(path: str) -> tuple[Route, re.Match[str]] | None:
@@ -321,12 +454,34 @@ def unauthorized(route: Route, match: re.Match[str], state: SandboxState, header
     return None
 
 
-def handle(state: SandboxState, route: Route, match: re.Match[str], headers: Any, body: Any) -> Reply:
+def wrong_method(route: Route, method: str) -> Reply | None:
+    """The vendor's refusal of a method its seed does not name for this path (checked before anything else)."""
+    return None if method in route.methods else REFUSALS[route.vendor].method(method)
+
+
+def is_json(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def handle(state: SandboxState, route: Route, match: re.Match[str], headers: Any, data: bytes) -> Reply:
+    """Auth first (as DRF and most gateways do), then the media type, then the JSON, then the vendor logic."""
     refused = unauthorized(route, match, state, headers)
     if refused is not None:
         return refused
+    refusals = REFUSALS[route.vendor]
+    content_type = headers.get("content-type") or ""
+    if not is_json(content_type):
+        return refusals.content_type(content_type)
+    try:
+        body = json.loads(data) if data else None
+    except ValueError as exc:
+        return refusals.bad_json(str(exc))
     # Fyno keeps live and test data apart: one namespace per workspace and version.
     return route.handler(state, _FynoMatch(match) if route.vendor == "fyno" else match, body)
+
+
+def throttled_body(vendor: str) -> Any:
+    return REFUSALS[vendor].throttled()
 
 
 class _FynoMatch:

@@ -69,13 +69,14 @@ def _settled(result, update: UserUpdate) -> None:
 @pytest.mark.parametrize("vendor", ["altatech", "fyno", "dx", "usercom"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_bad_values_and_ids_are_reported_per_attribute_and_the_rest_delivered(hooks, vendor, data):
+def test_bad_values_and_ids_are_reported_per_attribute_and_the_rest_delivered(hooks, sandbox, vendor, data):
     hook = hooks[vendor]
     updates = []
     for i in range(data.draw(st.integers(min_value=1, max_value=12))):
         user_id = data.draw(BAD_IDS[vendor]) if data.draw(st.booleans()) else GOOD_ID[vendor](i % 6)
         attributes = data.draw(st.dictionaries(names, values, max_size=4))
         attributes["ok_attribute"] = f"fine-{i}"
+        sandbox.declare_usercom_attributes(attributes)  # User.com custom attributes must exist in the app
         updates.append(UserUpdate(user_id, attributes))
     tagged = list(hook.update_users(UserUpdate(u.user_id, u.attributes, ref=n) for n, u in enumerate(updates)))
     assert sorted(r.ref for r in tagged) == list(range(len(updates)))  # one result per input, none lost

@@ -38,7 +38,7 @@ def _everything_airflow_kept(run_ids: list[str], home: Path, failures: Path) -> 
 
 
 def test_no_token_in_logs_xcom_rendered_fields_failure_files(dag_harness, monkeypatch, tmp_path):
-    with SandboxServer(tokens=[SECRET]) as vendor:
+    with SandboxServer(tokens=[SECRET], usercom_attributes=["a"]) as vendor:
         good = {"conn_type": "dx", "host": vendor.url, "password": SECRET}
         bad = {"conn_type": "usercom", "host": vendor.url, "password": WRONG}
         monkeypatch.setenv("AIRFLOW_CONN_SECRET_DX", json.dumps(good))
@@ -63,7 +63,7 @@ def test_no_token_in_logs_xcom_rendered_fields_failure_files(dag_harness, monkey
 
 
 def test_no_token_in_exceptions_reprs_or_test_connection(monkeypatch, caplog):
-    with SandboxServer(tokens=[SECRET]) as vendor:
+    with SandboxServer(tokens=[SECRET], usercom_attributes=["x"]) as vendor:
         for vendor_type in ("altatech", "fyno", "dx", "usercom"):
             conn = {"conn_type": vendor_type, "host": vendor.url, "password": WRONG, "extra": {"workspace_id": "w"}}
             monkeypatch.setenv("AIRFLOW_CONN_LEAK", json.dumps(conn))
