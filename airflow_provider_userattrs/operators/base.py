@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_userattrs import lineage
+from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
 from airflow_provider_userattrs.config import truthy
 from airflow_provider_userattrs.errors import ConnectionConfigError
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
@@ -117,6 +119,7 @@ class UserAttributesSyncOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
+        kwargs["outlets"] = with_sync_alias(kwargs.get("outlets"))  # the asset event's way out (assets.py)
         super().__init__(**kwargs)
         # Nothing here touches a connection or a database: DAG parsing stays fast.
         self.conn_id = conn_id
@@ -149,6 +152,7 @@ class UserAttributesSyncOperator(BaseOperator):
         from airflow.sdk.bases import operator as sdk_operator
 
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
+        kwargs["outlets"] = with_sync_alias(kwargs.get("outlets"))
         return sdk_operator.partial(cls, **kwargs)
 
     # -- to be provided by the two operators ------------------------------------------------------
@@ -222,10 +226,24 @@ class UserAttributesSyncOperator(BaseOperator):
             gc.unfreeze()
         report = self._report(hook.vendor, outcome, time.monotonic() - started, error)
         ti.xcom_push(key=REPORT_KEY, value=report)
+        self._userattrs_report = report  # read by the OpenLineage facets (lineage.py), also on failure
         if error is not None:
             raise AirflowFailException(error)
         self._judge(report, ti)
+        emit_sync_event(self, context, report)  # on success only; none for a dry run (assets.py)
         return report
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage: tables read, vendor dataset written, column lineage (``lineage.py``); None without it."""
+        return lineage.facets_on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage on success: as on start, with the output statistics and the report's counts."""
+        return lineage.facets_on_complete(self, task_instance)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage on failure: as on complete, with the error and the counts of the report pushed."""
+        return lineage.facets_on_failure(self, task_instance)
 
     def _failure_folder(self, ti: Any, root: str, map_index: int) -> FailureFolder:
         """``<root>/<dag>/<run>/<task>[/map-<i>]``, and its ``replay`` subfolder for a replay."""
