@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from email.utils import formatdate
 from typing import Any
 
+from airflow_provider_userattrs.sandbox.quota import Quota, QuotaCounter
+
 VENDORS = ("altatech", "fyno", "dx", "usercom")
 FYNO_BATCH_SHAPES = ("results", "batch", "request_id")
 DX_FAILURE_SHAPES = ("name_error", "attribute_message", "names")
@@ -60,6 +62,10 @@ class Faults:
     garbage_rate: float = 0.0
     """Share of answers replaced by an HTML error page with HTTP 200 (the request is not applied)."""
     seed: int | None = None
+    quota: dict[str, Quota] = field(default_factory=dict)
+    """A budget per vendor account, shared by every connection (see :mod:`.quota`). Given as a dict keyed by
+    vendor (``{"dx": {"requests": 1000, "window_seconds": 60, "kind": "sliding"}}``), or as one quota or a
+    list of quotas with a ``vendor`` field."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Faults:
@@ -69,12 +75,28 @@ class Faults:
             data["error_statuses"] = tuple(int(s) for s in data["error_statuses"])
         if data.get("retry_after_format", "seconds") not in ("seconds", "http-date"):
             raise ValueError("retry_after_format must be 'seconds' or 'http-date'")
+        if "quota" in data:
+            data["quota"] = _quotas(data["quota"])
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["error_statuses"] = list(self.error_statuses)
         return data
+
+
+def _quotas(value: Any) -> dict[str, Quota]:
+    """Quotas by vendor, from a dict keyed by vendor or from quotas that name their ``vendor``."""
+    if not value:
+        return {}
+    if isinstance(value, dict) and "vendor" not in value:
+        return {_vendor(vendor): Quota.from_dict(dict(spec)) for vendor, spec in value.items()}
+    quotas = {}
+    for spec in value if isinstance(value, list) else [value]:
+        settings = dict(spec)
+        vendor = _vendor(settings.pop("vendor"))
+        quotas[vendor] = Quota.from_dict(settings)
+    return quotas
 
 
 @dataclass(frozen=True)
@@ -202,12 +224,13 @@ class SandboxState:
         self.reset()
 
     def reset(self) -> None:
-        """Forget data, statistics, faults and script (the accounts' set-up stays)."""
+        """Forget data, statistics, faults, quotas and script (the accounts' set-up stays)."""
         with self.lock:
             self.data: dict[str, dict[Any, Any]] = {vendor: {} for vendor in VENDORS}
             self.fyno_types: dict[tuple[str, str], str] = {}
             self.unknown: dict[str, set[Any]] = {vendor: set() for vendor in VENDORS}
             self.faults = Faults()
+            self.quotas: dict[str, QuotaCounter] = {}
             self.bucket: TokenBucket | None = None
             self.random = random.Random()
             self.script_steps: deque[Step] = deque()
@@ -225,6 +248,7 @@ class SandboxState:
         with self.lock:
             self.faults = Faults.from_dict(values)
             self.bucket = TokenBucket(self.faults.rate_limit) if self.faults.rate_limit else None
+            self.quotas = {vendor: QuotaCounter(quota) for vendor, quota in self.faults.quota.items()}
             self.random = random.Random(self.faults.seed)
             return self.faults
 
@@ -289,6 +313,9 @@ class SandboxState:
                 return Decision(delay=step.delay)
             faults = self.faults
             delay = faults.latency
+            refused = self._over_quota(vendor, delay)
+            if refused is not None:
+                return refused
             if self.bucket is not None:
                 wait = self.bucket.take(time.monotonic())
                 if wait:
@@ -310,6 +337,22 @@ class SandboxState:
                 return Decision("reset", delay=delay)
             return Decision(delay=delay)
 
+    def _over_quota(self, vendor: str | None, delay: float) -> Decision | None:
+        """The vendor's 429 when its account's budget is spent (the request is then not applied), else None.
+
+        Judged before the token bucket and the dice: a request the quota admits counts against the budget even
+        if a fault then fails it, as a vendor counts every request it receives.
+        """
+        counter = self.quotas.get(vendor) if vendor else None
+        if counter is None:
+            return None
+        admission = counter.admit(time.time())
+        if admission.allowed:
+            return None
+        # AltaTech documents X-RateLimit-* headers and no Retry-After; DX, Fyno and User.com send Retry-After.
+        retry_after = None if vendor == "altatech" else self._retry_after(admission.retry_after)
+        return Decision("status", 429, retry_after=retry_after, delay=delay, apply=False)
+
     def _next_step(self, vendor: str | None) -> Step | None:
         for index, step in enumerate(self.script_steps):
             if step.vendor is None or step.vendor == vendor:
@@ -326,8 +369,16 @@ class SandboxState:
         return str(seconds)
 
     def rate_limit_headers(self) -> dict[str, str]:
-        """AltaTech's X-RateLimit-* headers, when a limit is set."""
+        """AltaTech's X-RateLimit-* headers, on every AltaTech answer while a quota or a rate limit is set."""
         with self.lock:
+            counter = self.quotas.get("altatech")
+            if counter is not None:
+                budget = counter.peek(time.time())
+                return {
+                    "X-RateLimit-Limit": str(counter.quota.requests),
+                    "X-RateLimit-Remaining": str(budget.remaining),
+                    "X-RateLimit-Reset": str(math.ceil(budget.reset_at)),  # Unix seconds, per vendor-notes
+                }
             if self.bucket is None:
                 return {}
             return {
@@ -379,6 +430,7 @@ class SandboxState:
                 "records_applied": dict(self.records_applied),
                 "faults": self.faults.to_dict(),
                 "script_left": len(self.script_steps),
+                "quota": {vendor: counter.stats() for vendor, counter in self.quotas.items()},
             }
 
     def recent_requests(self, limit: int = 100) -> list[dict[str, Any]]:
