@@ -64,6 +64,32 @@ echo "demo: airflow dags test userattrs_mass_update -> usercom_default (churn_ri
 "$AIRFLOW" dags test userattrs_mass_update >"$DEMO/mass-update.log" 2>&1 || { echo "demo: mass update failed; log: $DEMO/mass-update.log"; status=1; }
 "$PY" -m airflow_provider_userattrs.demo.summary userattrs_mass_update | tail -n +2
 
+echo "demo: data-aware sync: userattrs_build_attributes rebuilds user_attributes; its asset event queues userattrs_on_attributes_updated"
+# The consumer must be known to the metadata DB and unpaused for Airflow's asset manager to queue it.
+"$AIRFLOW" dags reserialize >"$DEMO/reserialize.log" 2>&1 || { echo "demo: reserialize failed; log: $DEMO/reserialize.log"; status=1; }
+"$AIRFLOW" dags unpause userattrs_on_attributes_updated >/dev/null 2>&1 || true
+"$AIRFLOW" dags test userattrs_build_attributes >"$DEMO/build-attributes.log" 2>&1 || { echo "demo: build failed; log: $DEMO/build-attributes.log"; status=1; }
+# What the scheduler would read to start the consumer: the queue row Airflow wrote for it, and the event behind it.
+if "$PY" - <<'PYEOF'
+import sys
+from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+from airflow.utils.session import create_session
+with create_session() as session:
+    queued = session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == "userattrs_on_attributes_updated").all()
+    for row in queued:
+        asset = session.get(AssetModel, row.asset_id)
+        event = session.query(AssetEvent).filter(AssetEvent.asset_id == row.asset_id).order_by(AssetEvent.id.desc()).first()
+        print(f"  queued userattrs_on_attributes_updated: asset {asset.uri} updated by {event.source_dag_id}/{event.source_run_id} {event.extra}")
+    sys.exit(0 if queued else 1)
+PYEOF
+then
+  echo "demo: airflow dags test userattrs_on_attributes_updated (the queued run, incremental sync -> dx_default)"
+  "$AIRFLOW" dags test userattrs_on_attributes_updated >"$DEMO/on-attributes-updated.log" 2>&1 || { echo "demo: the asset-triggered sync failed; log: $DEMO/on-attributes-updated.log"; status=1; }
+  "$PY" -m airflow_provider_userattrs.demo.summary userattrs_on_attributes_updated | tail -n +2
+else
+  echo "demo: the build's asset event queued no run of userattrs_on_attributes_updated"; status=1
+fi
+
 echo
 echo "demo: the sandbox received:"
 "$PY" - "$SANDBOX" <<'PYEOF'
