@@ -148,6 +148,9 @@ def emit_sync_event(task: Any, context: Mapping[str, Any], report: Mapping[str, 
     """
     if not emits_event(report):
         return None
+    if "outlet_events" not in context:  # executed outside Airflow's task runner (a script, a test): no event
+        log.debug("no outlet_events in the context: no asset event")
+        return None
     from airflow_provider_userattrs.lineage import attribute_names
 
     extra = SyncEventExtra.from_report(report, attribute_names(task)).to_extra()

@@ -73,6 +73,10 @@ class UserAttributesSyncOperator(BaseOperator):
     :param remove_missing: with ``incremental``, users who left the segment get their synced attributes
         removed where the vendor can. Off in mapped chunks, where other chunks' users are not "missing".
     :param state_table: the warehouse table of the incremental state of a SQL source.
+    :param defer_after: a wait for the vendor's quota longer than this many seconds defers the task: its
+        checkpoint is saved, the triggerer holds the wait (a ``DateTimeTrigger``, no worker slot), and the
+        task resumes where it stopped, as many times as needed. Default: the connection's ``defer_after``
+        extra (60 s). Users held back meanwhile are sent after the wait, never reported failed for it.
     :param kwargs: the arguments of ``BaseOperator`` (``task_id``, ``retries``...); ``map_index_template``
         defaults to the chunk's source and size.
     """
@@ -116,6 +120,7 @@ class UserAttributesSyncOperator(BaseOperator):
         full_refresh: bool | str = False,
         remove_missing: bool = True,
         state_table: str = STATE_TABLE,
+        defer_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
@@ -140,6 +145,7 @@ class UserAttributesSyncOperator(BaseOperator):
         self.full_refresh = full_refresh
         self.remove_missing = remove_missing
         self.state_table = state_table
+        self.defer_after = defer_after
         self._mapped_index: int | None = None
         if not isinstance(max_failure_ratio, str):
             _ratio(max_failure_ratio)  # a templated value is checked once rendered
@@ -184,8 +190,11 @@ class UserAttributesSyncOperator(BaseOperator):
         return sources.stream_sql(self.sql_conn_id, self.sql or "", self.parameters, self.fetch_size)
 
     def get_hook(self) -> UserAttributesHook:
-        """The vendor hook, chosen by the connection's type, with ``hook_params`` applied."""
-        return get_hook(self.conn_id, **self.hook_params)
+        """The vendor hook, chosen by the connection's type, with ``hook_params`` (and ``defer_after``) applied."""
+        params = dict(self.hook_params)
+        if self.defer_after is not None:
+            params["defer_after"] = self.defer_after
+        return get_hook(self.conn_id, **params)
 
     def _is_mapped_chunk(self) -> bool:
         return self._mapped_index is not None and self._mapped_index >= 0
@@ -215,6 +224,7 @@ class UserAttributesSyncOperator(BaseOperator):
         # of the client's CPU on a 1M-id mass update).
         gc.collect()
         gc.freeze()
+        hook.defer_long_waits = not self.is_dry_run  # a long wait for the quota defers the task (below)
         try:
             outcome = self._run(engine, context, root)
         except VendorAuthError as exc:
@@ -224,6 +234,8 @@ class UserAttributesSyncOperator(BaseOperator):
         finally:
             hook.close()
             gc.unfreeze()
+        if outcome is not None and outcome.paused and hook.postponed_until is not None:
+            self._defer_until(hook.postponed_until, outcome)
         report = self._report(hook.vendor, outcome, time.monotonic() - started, error)
         ti.xcom_push(key=REPORT_KEY, value=report)
         self._userattrs_report = report  # read by the OpenLineage facets (lineage.py), also on failure
@@ -232,6 +244,29 @@ class UserAttributesSyncOperator(BaseOperator):
         self._judge(report, ti)
         emit_sync_event(self, context, report)  # on success only; none for a dry run (assets.py)
         return report
+
+    def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Resume after a deferral: the sync continues from its checkpoint (what the quota held back first).
+
+        :param context: the task's Airflow context.
+        :param event: the ``DateTimeTrigger``'s event (unused: the checkpoint says where to continue).
+        :return: the report, as :meth:`execute`.
+        """
+        return self.execute(context)
+
+    def _defer_until(self, until: float, outcome: TryOutcome) -> None:
+        """Hand the wait to the triggerer: the worker slot is freed until the vendor's quota allows more."""
+        from datetime import UTC, datetime
+
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        moment = datetime.fromtimestamp(until, tz=UTC)
+        self.log.info(
+            "The vendor's quota asks to wait until %s: deferring (%d users settled so far, the rest resumes then)",
+            moment.isoformat(timespec="seconds"),
+            outcome.total,
+        )
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
 
     def get_openlineage_facets_on_start(self) -> Any:
         """OpenLineage: tables read, vendor dataset written, column lineage (``lineage.py``); None without it."""
@@ -278,6 +313,7 @@ class UserAttributesSyncOperator(BaseOperator):
             chunk_size=self.checkpoint_every,
             progress=Progress(self.log, self.progress_interval, size),
             ledger=ReplayLedger(self.replay_from) if self.replay_from else None,
+            should_pause=lambda: hook.postponed_until is not None,
         )
 
     def _run(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
@@ -302,7 +338,13 @@ class UserAttributesSyncOperator(BaseOperator):
                 "Incremental sync %r (state: %s)%s", key, state.where, ", full refresh" if full_refresh else ""
             )
             remove = self.remove_missing and not self._is_mapped_chunk()
-            return engine.run_incremental(state, self.segment(), full_refresh=full_refresh, remove_missing=remove)
+            return engine.run_incremental(
+                state,
+                self.segment(),
+                full_refresh=full_refresh,
+                remove_missing=remove,
+                checkpoint=checkpoint_store(context, engine.folder.path),
+            )
 
     def _incremental_state(self, key: str, root: str) -> IncrementalState:
         """The warehouse table for a SQL source the warehouse can diff, else a document in object storage."""

@@ -123,7 +123,7 @@ def _download_name(key: history.TaskKey) -> str:
 def _stream(url: str) -> Iterator[bytes]:
     from airflow.sdk import ObjectStoragePath
 
-    with ObjectStoragePath(url).open("rb") as handle:
+    with ObjectStoragePath(url).open("rb") as handle:  # type: ignore[no-untyped-call]
         while chunk := handle.read(65536):
             yield chunk
 

@@ -95,7 +95,7 @@ def to_entry(key: TaskKey, report: dict[str, Any], state: Any, start_date: datet
     )
 
 
-def _base_query(readable_dag_ids: Collection[str], flt: SyncFilter, *columns: Any) -> Select:
+def _base_query(readable_dag_ids: Collection[str], flt: SyncFilter, *columns: Any) -> Select[Any]:
     ti = TaskInstance
     stmt = (
         select(*columns)
