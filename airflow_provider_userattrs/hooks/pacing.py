@@ -160,6 +160,8 @@ class Pacer:
             if ready <= now and self.shared is not None:
                 ready = now + self._shared_wait()
             if ready <= now:
+                # The first request of a budget window goes alone: the others wait for the budget it brings back.
+                self._probing = self.announces_budget and self._budget is None
                 self._in_flight += 1
                 rate = self.rate
                 self._next_slot = max(now, self._next_slot) + (1.0 / rate if rate else 0.0)
@@ -208,7 +210,6 @@ class Pacer:
         if budget is None:
             if self.announces_budget and (self._probing or self._in_flight):
                 return max(ready, now + PROBE_POLL), "waiting for the vendor's budget"
-            self._probing = self.announces_budget
             return ready, reason
         spendable = budget.remaining - self._in_flight - self._others_last_moment()
         if spendable <= 0:

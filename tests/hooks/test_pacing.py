@@ -89,6 +89,17 @@ def test_a_task_that_may_defer_spends_a_long_window_s_budget_within_defer_after_
     assert sent == 100 and clock.now - 100.0 <= 60.0  # the hour's budget in a minute, then the wait is deferred
 
 
+def test_a_probe_that_has_to_wait_is_not_taken_for_one_in_flight():
+    clock = Clock()
+    pacer = Pacer(clock=clock, announces_budget=True)
+    pacer.reserve()
+    pacer.on_answer(429, retry_after=5.0, budget=Budget(remaining=0, reset_at=clock.now + 2.0, limit=100))
+    clock.now += 3.0  # the window has reset, but the vendor's wait is not over: nobody may probe yet
+    assert pacer.reserve(defer=False) > 0
+    clock.now += 5.0
+    assert pacer.reserve(defer=False) == 0.0  # the probe goes (it was not left marked as in flight)
+
+
 def test_requests_in_flight_count_against_the_budget():
     clock = Clock()
     pacer = Pacer(clock=clock, announces_budget=True)
