@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 WAIT_JITTER = 0.25
 """Vendor-asked waits are stretched by up to this share, drawn per process."""
+QUIET_BOOST = 50.0
+"""How much faster the pace grows after one quiet quota window (quadratic in quiet windows). Without it, a
+process cut down early straggled at its old share after the others finished: 8 tasks sharing 800 requests per
+10 s took 136 s instead of 30 s in the simulation (22 % of the quota used); with it, 97 % and 0.7 % 429s."""
 PROBE_POLL = 0.05
 """How often a request waiting for the probe of a new budget window looks again (seconds)."""
 
@@ -293,8 +297,12 @@ class Pacer:
         if self.quota is not None:
             # Grow by a share of what this process already gets: the account's total then climbs at the same
             # pace whatever the number of processes, which bounds the 429s each climb past the quota costs.
+            # The longer no 429 came, the faster it grows: a quiet window means capacity is free (another task
+            # finished), and a process cut down earlier must not straggle at its old share.
+            quiet = max(0.0, now - self._last_cut) if self._last_cut > float("-inf") else 0.0
+            boost = 1.0 + (quiet / self.quota.window_seconds) ** 2 * QUIET_BOOST
             base = max(self._rate, self.quota.rate * 0.01)
-            self._rate = min(self.quota.rate, self._rate + base * self.increase_share * elapsed)
+            self._rate = min(self.quota.rate, self._rate + base * self.increase_share * boost * elapsed)
         else:
             self._rate += self.undeclared_increase * elapsed
             if self._rate > 10_000:

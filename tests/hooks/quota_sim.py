@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import math
 import random
 from dataclasses import dataclass
 
@@ -45,7 +46,8 @@ class SlidingWindowVendor:
         if len(self.accepted) < self.requests:
             self.accepted.append(t)
             return 200, None, None
-        return 429, self.accepted[0] + self.window - t, None
+        # Retry-After is whole seconds on the wire (the sandbox and real vendors round up).
+        return 429, float(math.ceil(self.accepted[0] + self.window - t)), None
 
 
 class FixedWindowVendor:
@@ -93,7 +95,10 @@ def simulate(
     concurrency: int = 32,
     latency: float = 0.02,
     seed: int = 1,
+    work: int | None = None,
 ) -> SimResult:
+    """``work``: requests each process has to get accepted, after which it stops (None: runs for ``duration``);
+    with it, ``duration`` in the result is when the last process finished, as a sync's time taken is."""
     clock = SimClock()
     quota = Quota(vendor.requests, vendor.window) if declare_quota else None
     pacers = [
@@ -104,9 +109,11 @@ def simulate(
     events = [(start.uniform(0, 0.01), p, thread) for p in range(processes) for thread in range(concurrency)]
     heapq.heapify(events)
     accepted = throttled = 0
+    left = [work if work is not None else -1 for _ in range(processes)]
+    finished = 0.0
     while events:
         t, process, thread = heapq.heappop(events)
-        if t > duration:
+        if t > duration or left[process] == 0:
             continue
         clock.now = t
         delay = pacers[process].reserve(defer=False)
@@ -118,5 +125,9 @@ def simulate(
         pacers[process].on_answer(status, retry_after=retry_after, budget=budget)
         accepted += status == 200
         throttled += status == 429
+        if status == 200 and left[process] > 0:
+            left[process] -= 1
+            finished = max(finished, t + latency)
         heapq.heappush(events, (t + latency, process, thread))
-    return SimResult(accepted, throttled, duration, vendor.requests / vendor.window)
+    taken = finished if work is not None else duration
+    return SimResult(accepted, throttled, taken, vendor.requests / vendor.window)
