@@ -20,11 +20,11 @@ USER airflow
 # Layer 1 (cached until pyproject.toml or README.md change): the dependencies, resolved against a stub
 # package so that editing the provider's code does not download them again.
 COPY --chown=airflow:0 pyproject.toml README.md /opt/userattrs/
-RUN touch /opt/userattrs/airflow_provider_userattrs/__init__.py \
-    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/userattrs[postgres]"
+RUN echo '__version__ = "0.0.0"' > /opt/userattrs/airflow_provider_userattrs/__init__.py \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/userattrs[postgres,sqlite]"
 
 # Layer 2: the provider itself, reinstalled over the stub without touching the dependencies.
 COPY --chown=airflow:0 airflow_provider_userattrs/ /opt/userattrs/airflow_provider_userattrs/
-RUN pip install --no-cache-dir --no-deps --force-reinstall "/opt/userattrs[postgres]" \
+RUN pip install --no-cache-dir --no-deps --force-reinstall "/opt/userattrs[postgres,sqlite]" \
     && rm -rf /opt/userattrs/build /opt/userattrs/*.egg-info \
     && python -c "import airflow_provider_userattrs.get_provider_info as p; p.get_provider_info()"
