@@ -50,6 +50,8 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
 VENDORS = ("altatech", "fyno", "dx", "usercom")
+E2E_ALTATECH_QUOTA = (100, 2.0)
+"""requests per window (s) declared on altatech_default; the quota test sets the sandbox to the same."""
 WORKERS = ("w1", "w2")
 EXAMPLE_DAGS = ("userattrs_warehouse_sync", "userattrs_mass_update", "userattrs_manual_update")
 MARKER = "USERATTRS_E2E_STACK"
@@ -398,11 +400,14 @@ class AirflowStack:
         self._log(f"sandbox at {self.sandbox_url}")
 
     def connections(self) -> dict[str, str]:
+        """Every vendor's default connection on the sandbox, and the warehouse."""
         conns = {}
         for vendor in VENDORS:
             conn: dict[str, Any] = {"conn_type": vendor, "host": self.sandbox_url, "password": "sandbox-token"}
             if vendor == "fyno":
                 conn["extra"] = {"workspace_id": "sandboxwsid"}
+            if vendor == "altatech":  # the quota the e2e quota test gives the sandbox's AltaTech account
+                conn["extra"] = {"quota_requests": E2E_ALTATECH_QUOTA[0], "quota_window_seconds": E2E_ALTATECH_QUOTA[1]}
             conns[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(conn)
         conns["AIRFLOW_CONN_USERATTRS_WAREHOUSE"] = self.warehouse_dsn
         return conns

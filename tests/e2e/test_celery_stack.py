@@ -306,3 +306,25 @@ def test_ui_connection_form_shows_each_vendors_own_fields(stack: Any, page: Any)
             saved = stack.api("GET", "/connections/e2e_fyno_from_ui")
             assert saved["conn_type"] == "fyno" and saved["host"] == stack.sandbox_url
             assert json.loads(saved["extra"] or "{}").get("workspace_id") == "sandboxwsid", saved
+
+
+def test_mapped_chunks_on_two_workers_share_one_vendor_quota(stack: Any, sandbox: Any) -> None:
+    """Issue 14: mapped chunks on the Celery workers, each pacing alone from the vendor's answers, use the
+    account's quota without over-running it; summarize reports the share of the declared quota the run used.
+    (Which worker runs which chunk is the scheduler's choice; the test of two workers is above.)"""
+    from tests.e2e.conftest import e2e_stack
+
+    requests, window = e2e_stack.E2E_ALTATECH_QUOTA
+    sandbox.set_faults(quota={"altatech": {"requests": requests, "window_seconds": window, "kind": "fixed"}})
+    try:
+        run_id = stack.trigger(SYNC, {"conn_id": "altatech_default", "chunk_size": 500})
+        assert_success(stack, SYNC, run_id, stack.wait(SYNC, run_id, timeout=300))
+        quota_stats = sandbox.stats()["quota"]["altatech"]
+    finally:
+        sandbox.set_faults()
+    reports = chunk_reports(stack, SYNC, run_id)
+    summary = stack.xcom(SYNC, run_id, "summarize")
+    assert summary["retryable_users"] == 0 and summary["total"] == sum(r["total"] for r in reports)
+    assert len(reports) >= 3, "several chunks, each a Celery task pacing alone"
+    assert quota_stats["throttled"] <= 0.02 * quota_stats["accepted"], quota_stats
+    assert summary["quota_used"] >= 0.85, summary
