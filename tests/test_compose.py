@@ -275,4 +275,4 @@ def test_dockerfile_installs_the_provider_as_the_airflow_user() -> None:
             installs.append((user, line))
     assert installs, "Dockerfile runs no pip install"
     assert all(user == "airflow" for user, _ in installs), installs
-    assert any('"/opt/userattrs[postgres]"' in line and "--no-cache-dir" in line for _, line in installs)
+    assert any('"/opt/userattrs[postgres,sqlite]"' in line and "--no-cache-dir" in line for _, line in installs)
