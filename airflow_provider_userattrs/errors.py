@@ -21,6 +21,11 @@ class ConnectionConfigError(UserAttrsError):
     """The Airflow connection cannot be used as it is (missing token, bad URL, unsafe scheme)."""
 
 
+class SourceConfigError(UserAttrsError):
+    """The sync's source cannot work as given (a query without the user id column, an incremental state in a
+    warehouse whose SQL this provider does not know): retrying would fail the same way."""
+
+
 class TransientVendorError(UserAttrsError):
     """A failure worth retrying: 429, 502/503/504, a connection error or timeout.
 

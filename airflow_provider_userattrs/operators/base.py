@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_userattrs import lineage
 from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
 from airflow_provider_userattrs.config import truthy
-from airflow_provider_userattrs.errors import ConnectionConfigError
+from airflow_provider_userattrs.errors import ConnectionConfigError, SourceConfigError
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.sync import sources
@@ -31,6 +31,7 @@ from airflow_provider_userattrs.sync.incremental import (
     Segment,
     WarehouseState,
 )
+from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.progress import Progress
 from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES, TryOutcome, build_report
 from airflow_provider_userattrs.sync.sources import Item
@@ -49,8 +50,8 @@ class UserAttributesSyncOperator(BaseOperator):
     :param conn_id: an ``altatech``, ``fyno``, ``dx`` or ``usercom`` connection; its type picks the hook.
         Templated.
     :param sql: a query whose rows are the users, run on ``sql_conn_id`` and streamed ``fetch_size`` rows at
-        a time. Give it an ``ORDER BY``: a retried try skips the rows an earlier try settled by position.
-        Templated (``.sql`` files too).
+        a time, in user-id order: a retried try continues after the last user id an earlier try settled, so
+        the query needs no ``ORDER BY`` of its own. Templated (``.sql`` files too).
     :param sql_conn_id: any Airflow SQL connection (common-sql: SQLite, PostgreSQL, ...). Templated.
     :param parameters: bind parameters of ``sql``. Templated.
     :param max_failure_ratio: the task fails (without retry) when the share of failed users exceeds it;
@@ -163,10 +164,11 @@ class UserAttributesSyncOperator(BaseOperator):
 
     # -- to be provided by the two operators ------------------------------------------------------
 
-    def source_items(self, start: int) -> Iterator[Item]:
-        """The users to sync, from source position ``start`` on.
+    def source_items(self, point: ResumePoint) -> Iterator[Item]:
+        """The users to sync, from ``point`` on.
 
-        :param start: how many users of the source earlier tries settled (they are skipped).
+        :param point: what earlier tries settled of the source (they are skipped): a list continues at its
+            ``offset``, a query after its last settled user id (``sync/keyset.py``).
         """
         raise NotImplementedError
 
@@ -185,9 +187,18 @@ class UserAttributesSyncOperator(BaseOperator):
     # -- shared helpers ------------------------------------------------------------------------------
 
     def _sql_rows(self) -> Iterator[sources.Row]:
+        return sources.stream_sql(self._sql_conn_id(), self.sql or "", self.parameters, self.fetch_size)
+
+    def _keyed_sql_rows(self, key_column: str | None, point: ResumePoint) -> tuple[str, Iterator[sources.Row]]:
+        """The query's rows in user-id order from ``point`` on, and the id's column (None: the first)."""
+        return sources.keyed_rows(
+            self._sql_conn_id(), self.sql or "", self.parameters, key_column, point, self.fetch_size
+        )
+
+    def _sql_conn_id(self) -> str:
         if not self.sql_conn_id:
             raise AirflowFailException(f"{self.task_id}: sql needs sql_conn_id (an Airflow SQL connection)")
-        return sources.stream_sql(self.sql_conn_id, self.sql or "", self.parameters, self.fetch_size)
+        return self.sql_conn_id
 
     def get_hook(self) -> UserAttributesHook:
         """The vendor hook, chosen by the connection's type, with ``hook_params`` (and ``defer_after``) applied."""
@@ -229,7 +240,7 @@ class UserAttributesSyncOperator(BaseOperator):
             outcome = self._run(engine, context, root)
         except VendorAuthError as exc:
             error = str(exc)
-        except CheckpointError as exc:
+        except (CheckpointError, SourceConfigError) as exc:
             raise AirflowFailException(str(exc)) from None
         finally:
             hook.close()
@@ -318,16 +329,16 @@ class UserAttributesSyncOperator(BaseOperator):
 
     def _run(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
         if self.is_dry_run:
-            return engine.dry_run(self._items(0))
+            return engine.dry_run(self._items(ResumePoint()))
         if self.incremental and not self.replay_from:
             return self._run_incremental(engine, context, root)
         return engine.run(checkpoint_store(context, engine.folder.path), self._items)
 
-    def _items(self, offset: int) -> Iterator[Item]:
+    def _items(self, point: ResumePoint) -> Iterator[Item]:
         if self.replay_from:
             delivered = ReplayLedger(self.replay_from).delivered()
-            return sources.replay_items([self.replay_from], start=offset, exclude=delivered)
-        return self.source_items(offset)
+            return sources.replay_items([self.replay_from], start=point.offset, exclude=delivered)
+        return self.source_items(point)
 
     def _run_incremental(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
         ti = context["ti"]

@@ -8,6 +8,7 @@ from typing import Any
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.incremental import Segment
+from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.sources import Item
 
 
@@ -22,8 +23,8 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     :param attribute: the attribute to set. Templated.
     :param value: the value every user gets. Templated.
     :param user_ids: the users (a list, or an XComArg of one). Templated.
-    :param sql: a query whose first column is the user id, run on ``sql_conn_id``; give it an ``ORDER BY``.
-        Templated (``.sql`` files too).
+    :param sql: a query whose first column is the user id, run on ``sql_conn_id``, streamed in id order (no
+        ``ORDER BY`` needed: a retried try continues after the last id settled). Templated (``.sql`` files too).
     :param sql_conn_id: the Airflow SQL connection ``sql`` runs on. Templated.
     :param kwargs: every parameter of :class:`UserAttributesSyncOperator` (``max_failure_ratio``,
         ``dry_run``, ``failure_path``, ``replay_from``, ``checkpoint_every``, ``hook_params``,
@@ -54,13 +55,15 @@ class MassUpdateOperator(UserAttributesSyncOperator):
         self.value = value
         self.user_ids = user_ids
 
-    def source_items(self, start: int) -> Iterator[Item]:
-        """One update per id from position ``start`` on.
+    def source_items(self, point: ResumePoint) -> Iterator[Item]:
+        """One update per id: the list's from position ``point.offset`` on, the query's after its last settled id.
 
-        :param start: source users settled by earlier tries.
+        :param point: what earlier tries settled.
         """
-        ids = self._sql_rows() if self.sql else (self.user_ids or [])
-        return sources.from_user_ids(ids, self.attribute, self.value, start)
+        if not self.sql:
+            return sources.from_user_ids(self.user_ids or [], self.attribute, self.value, point.offset)
+        _, rows = self._keyed_sql_rows(None, point)
+        return sources.from_user_ids(rows, self.attribute, self.value, point.offset, skip=False)
 
     def source_size(self) -> int | None:
         """The number of ids when they are a list."""

@@ -8,6 +8,7 @@ from typing import Any
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.incremental import Segment
+from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.sources import Item
 
 
@@ -19,8 +20,9 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
     :param records: mappings (a list, or an XComArg of one); ``user_id_field`` names the user, every other
         key is an attribute. Templated.
     :param sql: a query whose rows are the records, run on ``sql_conn_id`` (any Airflow SQL connection),
-        streamed ``fetch_size`` rows at a time. Give it an ``ORDER BY``: a retried try skips the rows an
-        earlier try settled by counting them. Templated (``.sql`` files too).
+        streamed ``fetch_size`` rows at a time in ``user_id_field`` order (the query is wrapped as a subquery:
+        no ``ORDER BY`` needed; a retried try continues after the last user id settled). Templated (``.sql``
+        files too).
     :param sql_conn_id: the Airflow SQL connection ``sql`` runs on. Templated.
     :param user_id_field: the key holding the vendor's user id (AltaTech user_id, Fyno distinct_id, DX
         email, User.com integer id). Templated.
@@ -57,13 +59,16 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
         self.user_id_field = user_id_field
         self.attributes = attributes
 
-    def source_items(self, start: int) -> Iterator[Item]:
-        """The records (or the query's rows) from position ``start`` on, as updates.
+    def source_items(self, point: ResumePoint) -> Iterator[Item]:
+        """The records from position ``point.offset`` on, or the query's rows after its last settled user id,
+        as updates.
 
-        :param start: source users settled by earlier tries.
+        :param point: what earlier tries settled.
         """
-        rows = self._sql_rows() if self.sql else (self.records or [])
-        return sources.from_records(rows, self.user_id_field, self.attributes, start)
+        if not self.sql:
+            return sources.from_records(self.records or [], self.user_id_field, self.attributes, point.offset)
+        _, rows = self._keyed_sql_rows(self.user_id_field, point)
+        return sources.from_records(rows, self.user_id_field, self.attributes, point.offset, skip=False)
 
     def source_size(self) -> int | None:
         """The number of records when they are a list (a query's size is not known before reading it)."""

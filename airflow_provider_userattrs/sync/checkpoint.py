@@ -4,8 +4,10 @@
 
 1. the users of earlier tries that failed *transiently* (the ``transient_parts``), read back from their
    part files and resent; a rejection is never resent;
-2. the source from ``offset`` on. ``offset`` moves only after a chunk's failure parts are written and the
-   state is saved, so the chunk that was in flight when a try died is the only one sent twice.
+2. the source from where it stopped (:meth:`SyncState.resume_point`): a SQL source after the last settled
+   user id (``sync/keyset.py``: no ``ORDER BY`` needed), a list after the settled positions. The point moves
+   only after a chunk's failure parts are written and the state is saved, so the chunk that was in flight
+   when a try died is the only one sent twice.
 
 The state is a typed, versioned dataclass. It lives in Airflow 3.3's task state store (scoped to DAG run,
 task and map index, kept in the metadata database, surviving task retries); where the store is not
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_userattrs.sync.keyset import Key, ResumePoint
 from airflow_provider_userattrs.sync.storage import write_text_atomically
 
-VERSION = 3
+VERSION = 4
 """Version 2: typed fields; chunk numbers kept in the state rather than derived from the try number.
-Version 3: ``postponed_parts``, ``pacing`` (deferrals, waits, 429s) and ``paused`` (a deferred try)."""
+Version 3: ``postponed_parts``, ``pacing`` (deferrals, waits, 429s) and ``paused`` (a deferred try).
+Version 4: ``resume_key`` and ``resume_at_key``: a SQL source resumes by user id (older versions: by position)."""
 CHECKPOINT_KEY = "userattrs_checkpoint"
 
 
@@ -74,7 +78,13 @@ class SyncState:
     """Everything a try needs to continue where the previous one stopped."""
 
     offset: int = 0
-    """Source users settled (by position); the source resumes here."""
+    """Source rows settled: a list resumes at this position."""
+    resume_key: Key = None
+    """The last settled user id, where a SQL source resumes (None: no non-NULL id settled yet)."""
+    resume_at_key: int = 0
+    """Rows at ``resume_key`` settled (duplicates of one id may straddle a chunk boundary)."""
+    keyed: bool = True
+    """False for a checkpoint of a version before 4: its SQL source resumes by position, as it was written."""
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
@@ -108,6 +118,15 @@ class SyncState:
     def resuming(self) -> bool:
         """Whether an earlier try left anything settled or to resend."""
         return bool(self.offset or self.transient_parts or self.postponed_parts or self.replay.parts)
+
+    def resume_point(self) -> ResumePoint:
+        """Where the source continues."""
+        return ResumePoint(self.offset, self.resume_key, self.resume_at_key, self.keyed)
+
+    def settled(self, keys: Sequence[object]) -> None:
+        """The next source rows (their user ids, in source order) are settled: the resume point moves."""
+        point = self.resume_point().after(keys)
+        self.offset, self.resume_key, self.resume_at_key = point.offset, point.key, point.at_key
 
     def begin(self, try_number: int) -> None:
         """Start (or resume) ``try_number``: a new try queues the transient failures of the earlier ones.
@@ -180,7 +199,7 @@ class SyncState:
         version = document.get("version")
         if version == 1:
             return cls._from_version_1(document)
-        if version not in (2, VERSION):
+        if version not in (2, 3, VERSION):
             raise CheckpointError(
                 f"the checkpoint at {where} has version {version!r}, which this provider version cannot read "
                 f"(it reads versions 1 to {VERSION}): it was written by another version of "
@@ -204,6 +223,10 @@ class SyncState:
             try_number=int(document["try_number"]),
             pacing=PacingTotals(**(document.get("pacing") or {})),  # absent in version 2
             paused=bool(document.get("paused", False)),
+            resume_key=document.get("resume_key"),
+            resume_at_key=int(document.get("resume_at_key", 0)),
+            # A checkpoint of version 2 or 3 counted positions: only its start is the same by key.
+            keyed=(version == VERSION and bool(document.get("keyed", True))) or int(document["offset"]) == 0,
         )
 
     @classmethod
@@ -225,6 +248,7 @@ class SyncState:
             replay=ReplayQueue([str(p) for p in replay.get("parts", [])], int(replay.get("pos", 0))),
             requests_sent=int(document.get("requests_sent", 0)),
             chunks=len(rejected) + len(transient),
+            keyed=int(document.get("offset", 0)) == 0,
         )
 
 

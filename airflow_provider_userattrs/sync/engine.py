@@ -38,6 +38,7 @@ from airflow_provider_userattrs.results import AttributeResult, Outcome, UserRes
 from airflow_provider_userattrs.sync import storage
 from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, PacingTotals, SyncState, TransientPart
 from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment, StateUpdate
+from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.progress import Log, Progress
 from airflow_provider_userattrs.sync.report import (
     DryRunPreview,
@@ -200,8 +201,8 @@ class SyncEngine:
 
     # -- a full sync -----------------------------------------------------------------------------------
 
-    def run(self, checkpoint: CheckpointStore, source: Callable[[int], Iterable[Item]]) -> TryOutcome:
-        """Sync ``source`` (called with the position to start from), resuming from ``checkpoint``.
+    def run(self, checkpoint: CheckpointStore, source: Callable[[ResumePoint], Iterable[Item]]) -> TryOutcome:
+        """Sync ``source`` (called with where to continue: ``sync/keyset.py``), resuming from ``checkpoint``.
 
         First the transient failures of earlier tries are resent, then the source continues from where
         the checkpoint says; a clean finish clears the checkpoint.
@@ -251,12 +252,12 @@ class SyncEngine:
         return done
 
     def _continue_source(
-        self, state: SyncState, checkpoint: CheckpointStore, source: Callable[[int], Iterable[Item]]
+        self, state: SyncState, checkpoint: CheckpointStore, source: Callable[[ResumePoint], Iterable[Item]]
     ) -> bool:
-        """Send the source from ``state.offset`` on; True when asked to pause."""
-        for chunk in batched(source(state.offset), self.chunk_size):
+        """Send the source from its resume point on; True when asked to pause."""
+        for chunk in batched(source(state.resume_point()), self.chunk_size):
             self._run_chunk(chunk, state, resending=False)
-            state.offset += len(chunk)
+            state.settled([item.key for item in chunk])
             if self._saved_and_paused(state, checkpoint, len(chunk)):
                 return True
         return False

@@ -15,17 +15,27 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_userattrs.errors import SourceConfigError
 from airflow_provider_userattrs.results import UserUpdate
-from airflow_provider_userattrs.sync.sources import Attributes, Item, Row, from_records, sql_hook, stream_sql
+from airflow_provider_userattrs.sync import sql
+from airflow_provider_userattrs.sync.sources import (
+    Attributes,
+    Item,
+    Row,
+    from_records,
+    query_columns,
+    sql_hook,
+    stream_statement,
+)
 from airflow_provider_userattrs.sync.storage import write_text_atomically
 
 STATE_TABLE = "userattrs_sync_state"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 StateUpdate = tuple[str, str, str | None]
 """(user, attribute, text of the delivered value, or None to forget the attribute)."""
@@ -105,75 +115,57 @@ def _leaver(position: int, user: str, names: Sequence[str]) -> Item:
     return Item(position, update, state=dict.fromkeys(names), state_user=user, removal=True)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class WarehouseState(IncrementalState):
-    """The state table in the warehouse, and the diff query against it (needs ``segment.sql``)."""
+    """The state table in the warehouse, and the diff query against it (needs ``segment.sql``).
+
+    Its SQL comes from ``sync/sql.py`` (the connection's placeholder and dialect, one table of what differs
+    per engine): it runs on SQLite, PostgreSQL, DuckDB, MySQL/MariaDB, Snowflake, BigQuery, Redshift and
+    Databricks.
+    """
 
     def __init__(self, sql_conn_id: str, state_key: str, table: str = STATE_TABLE) -> None:
-        if not all(_IDENTIFIER.match(part) for part in table.split(".")):
-            raise ValueError(f"state table {table!r} is not a plain (schema.)table name")
+        self.table = sql.check_table_name(table)
         self.hook: Any = sql_hook(sql_conn_id)
+        self.dialect = sql.dialect_of(self.hook)
+        sql.require_upsert(self.dialect, sql_conn_id)
+        self.placeholder: str = self.hook.placeholder
         self.sql_conn_id = sql_conn_id
         self.state_key = state_key
-        self.table = table
         self._conn: Any = None
 
     @property
     def where(self) -> str:
-        return f"{self.table} in the warehouse ({self.sql_conn_id})"
+        return f"{self.table} in the warehouse ({self.sql_conn_id}, {self.dialect.label})"
 
     @property
     def conn(self) -> Any:
         if self._conn is None:
             self._conn = self.hook.get_conn()
-            self._ensure_table()
+            self._execute(sql.create_state_table(self.dialect, self.table))
+            self._conn.commit()
         return self._conn
 
-    @property
-    def _mark(self) -> str:
-        return "?" if self._is_sqlite else "%s"
-
-    @property
-    def _is_sqlite(self) -> bool:
-        return type(self.conn).__module__.startswith("sqlite3")
-
-    def _ensure_table(self) -> None:
-        cursor = self._conn.cursor()
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (state_key VARCHAR(250) NOT NULL, user_id VARCHAR(320) NOT NULL, "
-            "attribute VARCHAR(255) NOT NULL, value TEXT, synced_at VARCHAR(40), "
-            "PRIMARY KEY (state_key, user_id, attribute))"
-        )
-        self._conn.commit()
-        cursor.close()
-
-    def columns(self, sql: str) -> list[str]:
-        """The columns ``sql`` returns, without reading a row."""
+    def _execute(self, text: str, parameters: Any = None) -> Any:
         cursor = self.conn.cursor()
-        cursor.execute(f"SELECT * FROM ({sql}) userattrs_src WHERE 1 = 0")
-        names = [str(d[0]) for d in cursor.description]
-        cursor.close()
-        return names
+        cursor.execute(text, parameters) if parameters else cursor.execute(text)
+        return cursor
 
     def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
-        sql = self._sql_of(segment)
-        columns = self.columns(sql)
+        query = self._sql_of(segment)
+        assert self.conn is not None  # the state table exists before the diff joins it
+        columns = query_columns(self.hook, query, segment.parameters)
         uid = segment.user_id_field
         if uid not in columns:
-            raise ValueError(f"the query has no column {uid!r} (user_id_field)")
+            raise SourceConfigError(f"the query has no column {uid!r} (user_id_field; columns: {', '.join(columns)})")
         if isinstance(segment.attributes, Mapping):
             names, renames = list(segment.attributes), dict(segment.attributes)
         else:
             names, renames = list(segment.attributes or [c for c in columns if c != uid]), {}
-        diff = self.diff_sql(sql, uid, names, full_refresh)
-        rows = self.stream_diff(diff, segment.parameters, segment.fetch_size)
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise SourceConfigError(f"the query has no column {', '.join(map(repr, missing))} (attributes)")
+        diff = self.diff_statement(segment, names, full_refresh)
+        rows = self.stream_diff(diff, segment.fetch_size)
         return self._changed_items(rows, uid, names, renames, full_refresh)
 
     @staticmethod
@@ -182,43 +174,34 @@ class WarehouseState(IncrementalState):
             raise ValueError("a warehouse state diffs a SQL segment: give sql")
         return segment.sql
 
-    def diff_sql(self, sql: str, user_id_field: str, attributes: Sequence[str], full_refresh: bool) -> str:
+    def diff_statement(self, segment: Segment, attributes: Sequence[str], full_refresh: bool) -> sql.Statement:
         """Rows of the segment with a changed attribute, with the previous and current text of each."""
-        uid = f"CAST(src.{_quote(user_id_field)} AS TEXT)"
-        select = ["src.*"]
-        joins, changed = [], []
-        for index, name in enumerate(attributes):
-            current = f"CAST(src.{_quote(name)} AS TEXT)"
-            alias = f"s{index}"
-            select.append(f"{current} AS __cur_{index}")
-            select.append(f"{alias}.value AS __prev_{index}")
-            joins.append(
-                f"LEFT JOIN {self.table} {alias} ON {alias}.state_key = {_literal(self.state_key)} "
-                f"AND {alias}.user_id = {uid} AND {alias}.attribute = {_literal(name)}"
-            )
-            # No NULL is stored (a removal deletes the row): a missing row means "nothing delivered".
-            changed.append(
-                f"({alias}.value IS NULL AND {current} IS NOT NULL) OR "
-                f"({alias}.value IS NOT NULL AND ({current} IS NULL OR {current} <> {alias}.value))"
-            )
-        where = "" if full_refresh else "WHERE " + " OR ".join(f"({c})" for c in changed)
-        return f"SELECT {', '.join(select)} FROM ({sql}) src {' '.join(joins)} {where} ORDER BY {uid}"
+        return sql.diff_statement(
+            self.dialect,
+            self.placeholder,
+            self.table,
+            sql=self._sql_of(segment),
+            parameters=segment.parameters,
+            state_key=self.state_key,
+            user_id_field=segment.user_id_field,
+            attributes=attributes,
+            full_refresh=full_refresh,
+        )
 
-    def stream_diff(self, diff_sql: str, parameters: Any, fetch_size: int) -> Iterator[Row]:
+    def stream_diff(self, diff: sql.Statement, fetch_size: int) -> Iterator[Row]:
         """Rows of the diff query, streamed.
 
         SQLite lets no other connection write while a read is open: with a separate cursor streaming the diff,
-        the state writes after each chunk would wait forever (seen at 1M rows). There, the diff is
-        materialised in a temporary table of the state's own connection and read back from it.
+        the state writes after each chunk would wait forever (seen at 1M rows). There
+        (``SqlDialect.reads_block_writes``), the diff is materialised in a temporary table of the state's own
+        connection and read back from it.
         """
-        if not self._is_sqlite:
-            yield from stream_sql(self.sql_conn_id, diff_sql, parameters, fetch_size)
+        if not self.dialect.reads_block_writes:
+            yield from stream_statement(self.hook, diff.sql, diff.parameters, fetch_size)
             return
-        cursor = self.conn.cursor()
-        cursor.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
-        create = f"CREATE TEMP TABLE userattrs_diff AS {diff_sql}"
-        cursor.execute(create, parameters) if parameters is not None else cursor.execute(create)
-        cursor.execute("SELECT * FROM temp.userattrs_diff ORDER BY rowid")
+        self._execute("DROP TABLE IF EXISTS temp.userattrs_diff").close()
+        self._execute(f"CREATE TEMP TABLE userattrs_diff AS {diff.sql}", diff.parameters).close()
+        cursor = self._execute("SELECT * FROM temp.userattrs_diff ORDER BY rowid")
         columns = [d[0] for d in cursor.description]
         try:
             while rows := cursor.fetchmany(fetch_size):
@@ -226,7 +209,7 @@ class WarehouseState(IncrementalState):
                     yield dict(zip(columns, row, strict=False))
         finally:
             cursor.close()
-            self.conn.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
+            self._execute("DROP TABLE IF EXISTS temp.userattrs_diff").close()
 
     @staticmethod
     def _changed_items(
@@ -245,19 +228,20 @@ class WarehouseState(IncrementalState):
             if user_id is None:
                 yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
             elif values:
-                yield Item(position, UserUpdate(user_id, values), state=state, state_user=str(user_id))
+                update = UserUpdate(user_id, values)
+                yield Item(position, update, state=state, state_user=str(user_id), key=user_id)
 
     def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
-        # An anti-join, not NOT EXISTS: both databases hash or index it; a correlated subquery would scan
-        # the segment once per state row.
-        query = (
-            f"SELECT s.user_id, s.attribute FROM {self.table} s LEFT JOIN "
-            f"(SELECT DISTINCT CAST(src.{_quote(segment.user_id_field)} AS TEXT) AS uid FROM ({self._sql_of(segment)}) "
-            f"src) present ON present.uid = s.user_id WHERE s.state_key = {_literal(self.state_key)} "
-            "AND present.uid IS NULL ORDER BY s.user_id, s.attribute"
+        statement = sql.leavers_statement(
+            self.dialect,
+            self.placeholder,
+            self.table,
+            sql=self._sql_of(segment),
+            parameters=segment.parameters,
+            state_key=self.state_key,
+            user_id_field=segment.user_id_field,
         )
-        cursor = self.conn.cursor()
-        cursor.execute(query)
+        cursor = self._execute(statement.sql, statement.parameters)
         rows: list[tuple[str, str]] = cursor.fetchall()
         cursor.close()
         current: str | None = None
@@ -276,22 +260,14 @@ class WarehouseState(IncrementalState):
     def record(self, updates: Sequence[StateUpdate]) -> None:
         if not updates:
             return
-        mark = self._mark
-        cursor = self.conn.cursor()
-        keep = [(self.state_key, u, a, v) for u, a, v in updates if v is not None]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        keep = [(self.state_key, u, a, v, now) for u, a, v in updates if v is not None]
         drop = [(self.state_key, u, a) for u, a, v in updates if v is None]
-        if keep:
-            cursor.executemany(
-                f"INSERT INTO {self.table} (state_key, user_id, attribute, value, synced_at) "
-                f"VALUES ({mark}, {mark}, {mark}, {mark}, CAST(CURRENT_TIMESTAMP AS TEXT)) "
-                "ON CONFLICT (state_key, user_id, attribute) DO UPDATE SET value = excluded.value, "
-                "synced_at = excluded.synced_at",
-                keep,
-            )
+        cursor = self.conn.cursor()
+        for statement in sql.upsert_statements(self.dialect, self.placeholder, self.table, _last_per_key(keep)):
+            cursor.execute(statement.sql, statement.parameters)
         if drop:
-            cursor.executemany(
-                f"DELETE FROM {self.table} WHERE state_key = {mark} AND user_id = {mark} AND attribute = {mark}", drop
-            )
+            cursor.executemany(sql.delete_statement(self.dialect, self.placeholder, self.table), drop)
         self.conn.commit()
         cursor.close()
 
@@ -299,6 +275,14 @@ class WarehouseState(IncrementalState):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _last_per_key(rows: Sequence[tuple[str, str, str, str, str]]) -> list[tuple[str, str, str, str, str]]:
+    """One row per (state, user, attribute), the last: one multi-row upsert or MERGE may not touch a key twice
+    (PostgreSQL: "ON CONFLICT DO UPDATE command cannot affect row a second time"), and duplicates of a user
+    in a segment would."""
+    latest = {(row[0], row[1], row[2]): row for row in rows}
+    return list(latest.values())
 
 
 class ObjectState(IncrementalState):

@@ -1,7 +1,7 @@
 """Where the users to sync come from: a list, any Airflow SQL connection, or a failure file to replay.
 
-Every source yields :class:`Item` in a stable order with its position, so that a retried try can skip
-what an earlier try settled by position.
+Every source yields :class:`Item` with its position and its user id (``key``). A list continues by position
+(its order is its own); a SQL source by user id (``sync/keyset.py``): a query needs no ``ORDER BY``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_userattrs.errors import SourceConfigError
 from airflow_provider_userattrs.results import UserUpdate
 from airflow_provider_userattrs.sync import storage
+from airflow_provider_userattrs.sync.keyset import ResumePoint, ordered_statement, skip_settled
+from airflow_provider_userattrs.sync.sql import describe_sql, dialect_of
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ class Item:
     state_user: str | None = None
     removal: bool = False
     """A user who left the segment: its attributes are removed where the vendor can."""
+    key: object = None
+    """The user id as the source gave it: where a SQL source resumes (``sync/keyset.py``)."""
 
 
 def stream_sql(sql_conn_id: str, sql: str, parameters: Any = None, fetch_size: int = 10_000) -> Iterator[Row]:
@@ -44,10 +49,15 @@ def stream_sql(sql_conn_id: str, sql: str, parameters: Any = None, fetch_size: i
 
     Any connection whose hook is a common-sql ``DbApiHook`` works (SQLite, PostgreSQL, Snowflake, ...).
     """
-    conn = sql_connection(sql_conn_id)
+    yield from stream_statement(sql_hook(sql_conn_id), sql, parameters, fetch_size)
+
+
+def stream_statement(hook: Any, sql: str, parameters: Any = None, fetch_size: int = 10_000) -> Iterator[Row]:
+    """As :func:`stream_sql`, on a hook already at hand."""
+    conn = hook.get_conn()
     cursor = None
     try:
-        cursor = _server_side_cursor(conn, fetch_size)
+        cursor = _cursor(hook, conn, fetch_size)
         cursor.execute(sql, parameters) if parameters is not None else cursor.execute(sql)
         columns: list[str] | None = None
         while True:
@@ -82,9 +92,46 @@ def sql_connection(sql_conn_id: str) -> Any:
     return sql_hook(sql_conn_id).get_conn()
 
 
-def _server_side_cursor(conn: Any, fetch_size: int) -> Any:
-    module = type(conn).__module__
-    if module.startswith("psycopg2") or module.startswith("psycopg"):
+def query_columns(hook: Any, sql: str, parameters: Any = None) -> list[str]:
+    """The columns ``sql`` returns, without reading a row."""
+    conn = hook.get_conn()
+    try:
+        cursor = conn.cursor()
+        text = describe_sql(sql)
+        cursor.execute(text, parameters) if parameters is not None else cursor.execute(text)
+        names = [str(d[0]) for d in cursor.description or ()]
+        cursor.close()
+        return names
+    finally:
+        conn.close()
+
+
+def keyed_rows(
+    sql_conn_id: str, sql: str, parameters: Any, key_column: str | None, point: ResumePoint, fetch_size: int = 10_000
+) -> tuple[str, Iterator[Row]]:
+    """The rows of ``sql`` in user-id order from ``point`` on (``sync/keyset.py``), and the id's column.
+
+    ``key_column`` None: the query's first column. A query without that column fails here, before any row is
+    sent, with :class:`SourceConfigError` (retrying would not help).
+    """
+    hook = sql_hook(sql_conn_id)
+    columns = query_columns(hook, sql, parameters)
+    key = key_column or (columns[0] if columns else "")
+    if key not in columns:
+        raise SourceConfigError(
+            f"the query on {sql_conn_id!r} returns no column {key!r} (the user id; columns: {', '.join(columns)}): "
+            "fix user_id_field or the query"
+        )
+    if not point.keyed:  # a checkpoint from before resume by key: it counted positions of this very query
+        log.warning("Resuming a checkpoint of an older version by position (%d rows settled)", point.offset)
+        return key, itertools.islice(stream_statement(hook, sql, parameters, fetch_size), point.offset, None)
+    statement = ordered_statement(dialect_of(hook), hook.placeholder, sql, parameters, key, point)
+    rows = stream_statement(hook, statement.sql, statement.parameters, fetch_size)
+    return key, skip_settled(rows, key, point)
+
+
+def _cursor(hook: Any, conn: Any, fetch_size: int) -> Any:
+    if dialect_of(hook).named_cursor:
         # A named cursor is a server-side cursor: rows travel fetch_size at a time.
         cursor = conn.cursor(name="userattrs_stream")
         cursor.itersize = fetch_size
@@ -96,13 +143,18 @@ Attributes = Sequence[str] | Mapping[str, str] | None
 """A list restricts the keys sent; a mapping renames them (``{column: attribute}``); None sends all."""
 
 
-def from_records(records: Iterable[Any], user_id_field: str, attributes: Attributes, start: int = 0) -> Iterator[Item]:
+def from_records(
+    records: Iterable[Any], user_id_field: str, attributes: Attributes, start: int = 0, *, skip: bool = True
+) -> Iterator[Item]:
     """Turn records into updates: the ``user_id_field`` identifies the user, other keys are attributes.
 
     A record that is not a mapping or has no user id becomes an :class:`Item` with the problem, so that
-    it is counted and reported rather than dropped.
+    it is counted and reported rather than dropped. ``start``: the first position; with ``skip`` the
+    records before it are skipped (a list resumed by position), without it ``records`` already begin there
+    (rows resumed by key).
     """
-    for position, record in enumerate(itertools.islice(records, start, None), start=start):
+    rest = itertools.islice(records, start, None) if skip else records
+    for position, record in enumerate(rest, start=start):
         if not isinstance(record, Mapping):
             yield Item(position, None, f"record {position} is a {type(record).__name__}, not a mapping")
             continue
@@ -119,18 +171,22 @@ def from_records(records: Iterable[Any], user_id_field: str, attributes: Attribu
             values = {attribute: record.get(column) for column, attribute in attributes.items()}
         else:
             values = {name: record.get(name) for name in attributes}
-        yield Item(position, UserUpdate(user_id, values))
+        yield Item(position, UserUpdate(user_id, values), key=user_id)
 
 
-def from_user_ids(user_ids: Iterable[Any], attribute: str, value: Any, start: int = 0) -> Iterator[Item]:
-    """One update of ``attribute`` to ``value`` per id; a SQL row's first column is the id."""
-    for position, user_id in enumerate(itertools.islice(user_ids, start, None), start=start):
+def from_user_ids(
+    user_ids: Iterable[Any], attribute: str, value: Any, start: int = 0, *, skip: bool = True
+) -> Iterator[Item]:
+    """One update of ``attribute`` to ``value`` per id; a SQL row's first column is the id. ``start`` and
+    ``skip`` as in :func:`from_records`."""
+    rest = itertools.islice(user_ids, start, None) if skip else user_ids
+    for position, user_id in enumerate(rest, start=start):
         if isinstance(user_id, Mapping):  # a SQL row: its first column is the id
             user_id = next(iter(user_id.values()), None)
         if user_id is None:
             yield Item(position, None, f"record {position}: the user id is NULL")
             continue
-        yield Item(position, UserUpdate(user_id, {attribute: value}))
+        yield Item(position, UserUpdate(user_id, {attribute: value}), key=user_id)
 
 
 def replay_items(

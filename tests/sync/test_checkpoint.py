@@ -34,9 +34,11 @@ VERSION_1 = {  # what 0.x's _fresh_state() grew into after a try; an old one has
 }
 
 
-def test_version_3_round_trips():
+def test_version_4_round_trips():
     state = SyncState(
         offset=5,
+        resume_key="u-17",
+        resume_at_key=2,
         succeeded=3,
         failed=1,
         skipped=2,
@@ -51,8 +53,28 @@ def test_version_3_round_trips():
         paused=True,
     )
     document = json.loads(json.dumps(state.to_json()))
-    assert document["version"] == VERSION == 3
+    assert document["version"] == VERSION == 4
     assert SyncState.from_json(document, "test") == state
+
+
+def test_a_version_3_checkpoint_resumes_its_sql_source_by_position_as_it_was_written():
+    document = {**SyncState(offset=5, try_number=2).to_json(), "version": 3}
+    for key in ("resume_key", "resume_at_key", "keyed"):
+        del document[key]
+    point = SyncState.from_json(document, "test").resume_point()
+    assert (point.offset, point.key, point.keyed) == (5, None, False)
+    fresh = SyncState.from_json({**document, "offset": 0}, "test").resume_point()
+    assert fresh.keyed  # nothing settled yet: by key from the start
+
+
+def test_the_resume_point_follows_the_last_settled_id_and_its_duplicates_across_chunks():
+    state = SyncState()
+    state.settled([None, "a", "b", "b"])
+    assert (state.offset, state.resume_key, state.resume_at_key) == (4, "b", 2)
+    state.settled(["b", "b"])  # the same id straddles the chunk boundary
+    assert (state.offset, state.resume_key, state.resume_at_key) == (6, "b", 4)
+    state.settled(["c"])
+    assert (state.offset, state.resume_key, state.resume_at_key) == (7, "c", 1)
 
 
 def test_version_2_is_read_with_nothing_postponed_and_no_pacing():
@@ -88,7 +110,7 @@ def test_a_version_1_checkpoint_left_by_a_crashed_try_is_resumed(tmp_path):
     world = FakeVendor(transient={"u2": 1})
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/task"))
     first = SyncEngine(FakeHook(world), folder, 1, chunk_size=4).run(
-        MemoryCheckpoint(), lambda start: from_records(records, "user_id", None, start)
+        MemoryCheckpoint(), lambda point: from_records(records, "user_id", None, point.offset)
     )
     assert first.retryable_users == 1
     transient = [str(p) for p in (folder.path / "parts").iterdir() if "transient" in str(p)]
@@ -103,13 +125,13 @@ def test_a_version_1_checkpoint_left_by_a_crashed_try_is_resumed(tmp_path):
         "requests_sent": 6,
     }
     final = SyncEngine(FakeHook(world), folder, 2, chunk_size=4).run(
-        MemoryCheckpoint(old), lambda start: from_records(records, "user_id", None, start)
+        MemoryCheckpoint(old), lambda point: from_records(records, "user_id", None, point.offset)
     )
     assert (final.total, final.succeeded, final.failed, final.retryable_users) == (6, 6, 0, 0)
     assert world.sends["u2"] == 2 and world.sends["u0"] == 1
 
 
-@pytest.mark.parametrize("version", [4, None, "2"])
+@pytest.mark.parametrize("version", [5, None, "2"])
 def test_an_unknown_version_is_refused_naming_the_checkpoint_and_what_to_do(tmp_path, version):
     folder = ObjectStoragePath(f"file://{tmp_path}/task")
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, MemoryCheckpoint
 from airflow_provider_userattrs.sync.engine import SyncEngine
+from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.report import TryOutcome
 from airflow_provider_userattrs.sync.sources import Item, from_records, replay_items
 from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, read_lines
@@ -33,8 +34,8 @@ def rows(count: int, *, reserved: Iterable[int] = (), invalid: Iterable[int] = (
     return out
 
 
-def source(records: Sequence[dict[str, object]]) -> Callable[[int], Iterable[Item]]:
-    return lambda start: from_records(records, "user_id", None, start)
+def source(records: Sequence[dict[str, object]]) -> Callable[[ResumePoint], Iterable[Item]]:
+    return lambda point: from_records(records, "user_id", None, point.offset)
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_a_failure_file_replayed_later_counts_its_users_afresh_and_only_once(fol
             FakeHook(world), FailureFolder(ObjectStoragePath(f"file://{tmp_path}/replay")), 1, ledger=ledger
         )
         return engine.run(
-            MemoryCheckpoint(), lambda start: replay_items([last_try.failure_file], start, exclude=delivered)
+            MemoryCheckpoint(), lambda point: replay_items([last_try.failure_file], point.offset, exclude=delivered)
         )
 
     replayed = replay_run()
@@ -245,7 +246,7 @@ def test_dry_run_validates_counts_and_previews_without_sending(folder_path):
     world = FakeVendor()
     hook = FakeHook(world)
     records = rows(14, invalid=[2], no_id=[4])
-    outcome = SyncEngine(hook, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(source(records)(0))
+    outcome = SyncEngine(hook, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(source(records)(ResumePoint()))
     assert outcome.dry_run is not None
     assert (outcome.total, outcome.succeeded, outcome.failed, outcome.dry_run.would_send) == (14, 12, 2, 12)
     assert len(outcome.dry_run.preview) == 10 and outcome.dry_run.preview[0].attributes == {"plan": "p0"}
