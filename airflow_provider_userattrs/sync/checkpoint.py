@@ -81,8 +81,8 @@ class SyncState:
     """Source rows settled: a list resumes at this position."""
     resume_key: Key = None
     """The last settled user id, where a SQL source resumes (None: no non-NULL id settled yet)."""
-    resume_at_key: int = 0
-    """Rows at ``resume_key`` settled (duplicates of one id may straddle a chunk boundary)."""
+    resume_at_key: list[str] = field(default_factory=list)
+    """Digests of the rows at ``resume_key`` settled (duplicates of one id may straddle a chunk boundary)."""
     keyed: bool = True
     """False for a checkpoint of a version before 4: its SQL source resumes by position, as it was written."""
     succeeded: int = 0
@@ -121,12 +121,12 @@ class SyncState:
 
     def resume_point(self) -> ResumePoint:
         """Where the source continues."""
-        return ResumePoint(self.offset, self.resume_key, self.resume_at_key, self.keyed)
+        return ResumePoint(self.offset, self.resume_key, tuple(self.resume_at_key), self.keyed)
 
-    def settled(self, keys: Sequence[object]) -> None:
-        """The next source rows (their user ids, in source order) are settled: the resume point moves."""
-        point = self.resume_point().after(keys)
-        self.offset, self.resume_key, self.resume_at_key = point.offset, point.key, point.at_key
+    def settled(self, rows: Sequence[tuple[object, object]]) -> None:
+        """The next source rows ((user id, row), in source order) are settled: the resume point moves."""
+        point = self.resume_point().after(rows)
+        self.offset, self.resume_key, self.resume_at_key = point.offset, point.key, list(point.at_key)
 
     def begin(self, try_number: int) -> None:
         """Start (or resume) ``try_number``: a new try queues the transient failures of the earlier ones.
@@ -224,7 +224,7 @@ class SyncState:
             pacing=PacingTotals(**(document.get("pacing") or {})),  # absent in version 2
             paused=bool(document.get("paused", False)),
             resume_key=document.get("resume_key"),
-            resume_at_key=int(document.get("resume_at_key", 0)),
+            resume_at_key=[str(d) for d in document.get("resume_at_key", [])],
             # A checkpoint of version 2 or 3 counted positions: only its start is the same by key.
             keyed=(version == VERSION and bool(document.get("keyed", True))) or int(document["offset"]) == 0,
         )

@@ -257,7 +257,7 @@ class SyncEngine:
         """Send the source from its resume point on; True when asked to pause."""
         for chunk in batched(source(state.resume_point()), self.chunk_size):
             self._run_chunk(chunk, state, resending=False)
-            state.settled([item.key for item in chunk])
+            state.settled([(item.key, item.row) for item in chunk])
             if self._saved_and_paused(state, checkpoint, len(chunk)):
                 return True
         return False

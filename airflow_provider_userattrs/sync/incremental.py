@@ -164,7 +164,7 @@ class WarehouseState(IncrementalState):
         missing = [name for name in names if name not in columns]
         if missing:
             raise SourceConfigError(f"the query has no column {', '.join(map(repr, missing))} (attributes)")
-        diff = self.diff_statement(segment, names, full_refresh)
+        diff = self.diff_statement(segment, [(name, renames.get(name, name)) for name in names], full_refresh)
         rows = self.stream_diff(diff, segment.fetch_size)
         return self._changed_items(rows, uid, names, renames, full_refresh)
 
@@ -174,8 +174,13 @@ class WarehouseState(IncrementalState):
             raise ValueError("a warehouse state diffs a SQL segment: give sql")
         return segment.sql
 
-    def diff_statement(self, segment: Segment, attributes: Sequence[str], full_refresh: bool) -> sql.Statement:
-        """Rows of the segment with a changed attribute, with the previous and current text of each."""
+    def diff_statement(
+        self, segment: Segment, attributes: Sequence[tuple[str, str]], full_refresh: bool
+    ) -> sql.Statement:
+        """Rows of the segment with a changed attribute, with the previous and current text of each.
+
+        ``attributes``: (column, name at the vendor); the state is kept under the vendor's name.
+        """
         return sql.diff_statement(
             self.dialect,
             self.placeholder,

@@ -7,8 +7,9 @@ is optional: a query written the natural way, on a table whose physical order ch
 (``CLUSTER``, ``VACUUM FULL``, updates moving rows), neither skips nor resends anyone. Skipping "the first N
 rows" did both (tests/reliability/test_keyset_resume.py).
 
-Duplicates of one user id are kept, reported as before, and may straddle a chunk boundary: that is why the
-point remembers how many rows *at* the last id are settled (``at_key``), not only the id.
+Duplicates of one user id are kept, reported as before, and may straddle a chunk boundary; the engine may
+return them in any order on the next try. That is why the point remembers *which* rows at the last id are
+settled (a digest of each, ``at_key``), not only the id or their number.
 
 The DAG's planning (:func:`plan_chunks`) cuts the same ordering into ranges ``low <= id < high`` (NULL ids
 in the first): one chunk each, whose own resume is the rule above.
@@ -19,6 +20,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import hashlib
+import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,24 +54,33 @@ class ResumePoint:
     """Source rows settled: the positions of the next rows (progress, failure lines)."""
     key: Key = None
     """The last settled user id; None: no row with a non-NULL id settled yet."""
-    at_key: int = 0
-    """Rows settled whose id is ``key`` (rows with a NULL id while ``key`` is None)."""
+    at_key: tuple[str, ...] = ()
+    """Digests (:func:`row_digest`) of the rows settled whose id is ``key`` (NULL ids while ``key`` is None)."""
     keyed: bool = True
     """False for a checkpoint written before resume by key (provider 0.x): its SQL source resumes by
     position, as it was written to."""
 
-    def after(self, keys: Sequence[object]) -> ResumePoint:
-        """The point once the next ``keys`` (a chunk's user ids, in source order) are settled too."""
-        if not keys:
+    def after(self, rows: Sequence[tuple[object, object]]) -> ResumePoint:
+        """The point once the next ``rows`` (a chunk's (user id, source row), in source order) are settled too.
+
+        Only the rows at the last id are fingerprinted: a few per chunk, not one per user.
+        """
+        if not rows:
             return self
-        last = key_of(keys[-1])
-        run = 0
-        for value in reversed(keys):
+        last = key_of(rows[-1][0])
+        run: list[str] = []
+        for value, row in reversed(rows):
             if key_of(value) != last:
                 break
-            run += 1
-        at_key = self.at_key + run if run == len(keys) and last == self.key else run
-        return dataclasses.replace(self, offset=self.offset + len(keys), key=last, at_key=at_key)
+            run.append(row_digest(row))
+        at_key = (*self.at_key, *reversed(run)) if len(run) == len(rows) and last == self.key else tuple(reversed(run))
+        return dataclasses.replace(self, offset=self.offset + len(rows), key=last, at_key=at_key)
+
+
+def row_digest(row: object) -> str:
+    """A short fingerprint of a source row, to tell apart rows of one user id (duplicates)."""
+    text = json.dumps(sorted(row.items()) if isinstance(row, Mapping) else row, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def ordered_statement(
@@ -86,14 +99,19 @@ def _order(key: str) -> str:
 
 
 def skip_settled(rows: Iterable[Mapping[str, Any]], key_column: str, point: ResumePoint) -> Iterator[Mapping[str, Any]]:
-    """``rows`` of :func:`ordered_statement` without the ``point.at_key`` first ones at ``point.key``."""
-    to_skip = point.at_key
+    """``rows`` of :func:`ordered_statement` without those at ``point.key`` an earlier try settled."""
+    settled = Counter(point.at_key)
+    rows = iter(rows)
     for row in rows:
-        if to_skip and key_of(row.get(key_column)) == point.key:
-            to_skip -= 1
+        if key_of(row.get(key_column)) != point.key:
+            yield row
+            break  # past the rows at the point's id: nothing more to skip
+        digest = row_digest(row)
+        if settled[digest]:
+            settled[digest] -= 1
             continue
-        to_skip = 0
         yield row
+    yield from rows
 
 
 @dataclass(frozen=True)

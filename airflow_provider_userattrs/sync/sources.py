@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_userattrs.errors import SourceConfigError
@@ -41,6 +41,8 @@ class Item:
     """A user who left the segment: its attributes are removed where the vendor can."""
     key: object = None
     """The user id as the source gave it: where a SQL source resumes (``sync/keyset.py``)."""
+    row: object = field(default=None, repr=False, compare=False)
+    """The source row: its fingerprint (``keyset.row_digest``) tells which of several rows of one id is settled."""
 
 
 def stream_sql(sql_conn_id: str, sql: str, parameters: Any = None, fetch_size: int = 10_000) -> Iterator[Row]:
@@ -163,7 +165,12 @@ def from_records(
             continue
         user_id = record[user_id_field]
         if user_id is None:
-            yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
+            yield Item(
+                position,
+                None,
+                f"record {position}: field {user_id_field!r} (the user id) is NULL",
+                row=record,
+            )
             continue
         if attributes is None:
             values = {k: v for k, v in record.items() if k != user_id_field}
@@ -171,7 +178,7 @@ def from_records(
             values = {attribute: record.get(column) for column, attribute in attributes.items()}
         else:
             values = {name: record.get(name) for name in attributes}
-        yield Item(position, UserUpdate(user_id, values), key=user_id)
+        yield Item(position, UserUpdate(user_id, values), key=user_id, row=record)
 
 
 def from_user_ids(
@@ -180,13 +187,12 @@ def from_user_ids(
     """One update of ``attribute`` to ``value`` per id; a SQL row's first column is the id. ``start`` and
     ``skip`` as in :func:`from_records`."""
     rest = itertools.islice(user_ids, start, None) if skip else user_ids
-    for position, user_id in enumerate(rest, start=start):
-        if isinstance(user_id, Mapping):  # a SQL row: its first column is the id
-            user_id = next(iter(user_id.values()), None)
+    for position, raw in enumerate(rest, start=start):
+        user_id = next(iter(raw.values()), None) if isinstance(raw, Mapping) else raw  # a SQL row: its first column
         if user_id is None:
-            yield Item(position, None, f"record {position}: the user id is NULL")
+            yield Item(position, None, f"record {position}: the user id is NULL", row=raw)
             continue
-        yield Item(position, UserUpdate(user_id, {attribute: value}), key=user_id)
+        yield Item(position, UserUpdate(user_id, {attribute: value}), key=user_id, row=raw)
 
 
 def replay_items(

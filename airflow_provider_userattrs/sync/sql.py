@@ -285,20 +285,21 @@ def diff_statement(
     parameters: Any,
     state_key: str,
     user_id_field: str,
-    attributes: Sequence[str],
+    attributes: Sequence[tuple[str, str]],
     full_refresh: bool,
 ) -> Statement:
     """Rows of the segment with a changed attribute, with the previous and current text of each.
 
-    One LEFT JOIN per attribute on the state's primary key; ordered by the user id's text.
+    ``attributes``: (column, attribute name at the vendor: what the state is kept under). One LEFT JOIN per
+    attribute on the state's primary key; ordered by the user id's text.
     """
     binder = Binder(dialect, placeholder, parameters)
     q = dialect.quoted
     uid = dialect.text(f"src.{q(user_id_field)}")
     select = ["src.*"]
     joins, changed = [], []
-    for index, name in enumerate(attributes):
-        current = dialect.text(f"src.{q(name)}")
+    for index, (column, name) in enumerate(attributes):
+        current = dialect.text(f"src.{q(column)}")
         alias = f"s{index}"
         select.append(f"{current} AS {q(f'__cur_{index}')}")
         select.append(f"{alias}.{q('value')} AS {q(f'__prev_{index}')}")

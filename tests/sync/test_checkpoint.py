@@ -18,6 +18,7 @@ from airflow_provider_userattrs.sync.checkpoint import (
     TransientPart,
 )
 from airflow_provider_userattrs.sync.engine import SyncEngine
+from airflow_provider_userattrs.sync.keyset import row_digest
 from airflow_provider_userattrs.sync.sources import from_records
 from airflow_provider_userattrs.sync.storage import FailureFolder
 from tests.sync.fakes import FakeHook, FakeVendor
@@ -38,7 +39,7 @@ def test_version_4_round_trips():
     state = SyncState(
         offset=5,
         resume_key="u-17",
-        resume_at_key=2,
+        resume_at_key=["0f3a", "99b1"],
         succeeded=3,
         failed=1,
         skipped=2,
@@ -69,12 +70,13 @@ def test_a_version_3_checkpoint_resumes_its_sql_source_by_position_as_it_was_wri
 
 def test_the_resume_point_follows_the_last_settled_id_and_its_duplicates_across_chunks():
     state = SyncState()
-    state.settled([None, "a", "b", "b"])
-    assert (state.offset, state.resume_key, state.resume_at_key) == (4, "b", 2)
-    state.settled(["b", "b"])  # the same id straddles the chunk boundary
-    assert (state.offset, state.resume_key, state.resume_at_key) == (6, "b", 4)
-    state.settled(["c"])
-    assert (state.offset, state.resume_key, state.resume_at_key) == (7, "c", 1)
+    rows = [{"id": i, "n": n} for i, n in [(None, 0), ("a", 1), ("b", 2), ("b", 3), ("b", 4), ("b", 5), ("c", 6)]]
+    state.settled([(r["id"], r) for r in rows[:4]])
+    assert (state.offset, state.resume_key, state.resume_at_key) == (4, "b", [row_digest(rows[2]), row_digest(rows[3])])
+    state.settled([(r["id"], r) for r in rows[4:6]])  # the same id straddles the chunk boundary
+    assert (state.offset, state.resume_key, len(state.resume_at_key)) == (6, "b", 4)
+    state.settled([(r["id"], r) for r in rows[6:]])
+    assert (state.offset, state.resume_key, state.resume_at_key) == (7, "c", [row_digest(rows[6])])
 
 
 def test_version_2_is_read_with_nothing_postponed_and_no_pacing():

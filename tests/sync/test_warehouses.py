@@ -1,0 +1,269 @@
+"""The source side on every engine that runs here, through one parametrised suite: SQLite, PostgreSQL and
+DuckDB, each through its real Airflow provider hook (from an Airflow connection), with the SQL of
+``sync/sql.py`` and ``sync/keyset.py``.
+
+Streaming, resume by key (a try killed mid-run, the table's physical order changed, the next try) and
+incremental sync (first run, unchanged re-run, 1 % changed, a leaver) run on all three.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_userattrs.errors import SourceConfigError
+from airflow_provider_userattrs.sync.checkpoint import MemoryCheckpoint
+from airflow_provider_userattrs.sync.engine import SyncEngine
+from airflow_provider_userattrs.sync.incremental import Segment, WarehouseState
+from airflow_provider_userattrs.sync.keyset import ResumePoint
+from airflow_provider_userattrs.sync.sources import from_records, keyed_rows, stream_sql
+from airflow_provider_userattrs.sync.storage import FailureFolder
+from tests.sync.fakes import Crash, FakeHook, FakeVendor
+
+ENGINES = ["sqlite", "postgres", "duckdb"]
+CONN_ID = "userattrs_wh_suite"
+USERS = 400
+
+
+@dataclass
+class Warehouse:
+    """One engine with a fresh ``segment`` table, reachable as the Airflow connection ``CONN_ID``."""
+
+    engine: str
+    table: str
+    execute: Callable[[str], None]
+    reorder: Callable[[], None]
+    """Changes the table's physical order (the rows an unordered SELECT returns first)."""
+
+    def fill(self, rows: Sequence[tuple[Any, ...]], columns: str = "user_id, plan, score") -> None:
+        values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+        self.execute(f"INSERT INTO {self.table} ({columns}) VALUES {values}")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+CREATE = 'CREATE TABLE {table} (user_id VARCHAR(64), plan VARCHAR(64), score INTEGER, "order" VARCHAR(16))'
+
+
+def _sqlite(tmp_path, monkeypatch) -> Iterator[Warehouse]:
+    path = tmp_path / "warehouse.db"
+
+    def execute(sql: str) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.executescript(sql)
+
+    def reorder() -> None:  # SQLite keeps rows in rowid order: rewrite the table in another one
+        execute(
+            "CREATE TABLE moved AS SELECT * FROM segment ORDER BY score DESC, user_id DESC; DROP TABLE segment; "
+            "ALTER TABLE moved RENAME TO segment;"
+        )
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    execute(CREATE.format(table="segment"))
+    yield Warehouse("sqlite", "segment", execute, reorder)
+
+
+def _postgres(request, monkeypatch) -> Iterator[Warehouse]:
+    import psycopg2
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = f"userattrs_suite_{uuid.uuid4().hex[:8]}"
+    table = f"{schema}.segment"
+
+    def execute(sql: str) -> None:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.close()
+
+    def reorder() -> None:  # CLUSTER rewrites the table in the index's order; the updates move rows again
+        execute(f"CLUSTER {table} USING segment_score; UPDATE {table} SET plan = plan WHERE score % 3 = 0")
+        execute(f"ANALYZE {table}")
+
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test"}),
+    )
+    execute(f"CREATE SCHEMA {schema}; {CREATE.format(table=table)}; CREATE INDEX segment_score ON {table} (score)")
+    try:
+        yield Warehouse("postgres", table, execute, reorder)
+    finally:
+        execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _duckdb(tmp_path, monkeypatch) -> Iterator[Warehouse]:
+    import duckdb
+
+    path = str(tmp_path / "warehouse.duckdb")
+
+    def execute(sql: str) -> None:
+        with duckdb.connect(path) as conn:
+            conn.execute(sql)
+
+    def reorder() -> None:  # DuckDB returns rows in insertion order: rewrite the table in another one
+        execute(
+            "CREATE TABLE moved AS SELECT * FROM segment ORDER BY score DESC, user_id DESC; DROP TABLE segment; "
+            "ALTER TABLE moved RENAME TO segment;"
+        )
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "duckdb", "host": path}))
+    execute(CREATE.format(table="segment"))
+    yield Warehouse("duckdb", "segment", execute, reorder)
+
+
+@pytest.fixture(params=ENGINES)
+def warehouse(request, tmp_path, monkeypatch) -> Iterator[Warehouse]:
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        yield from _postgres(request, monkeypatch)
+    elif request.param == "duckdb":
+        yield from _duckdb(tmp_path, monkeypatch)
+    else:
+        yield from _sqlite(tmp_path, monkeypatch)
+
+
+def shuffled_users(count: int = USERS, seed: int = 5) -> list[tuple[str, str, int]]:
+    rows = [(f"u{i:05d}", f"plan-{i % 7}", (i * 37) % 101) for i in range(count)]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+# -- streaming and resume by key ----------------------------------------------------------------------
+
+
+def test_rows_stream_in_id_order_nulls_first_and_resume_after_any_settled_row(warehouse):
+    rows = [*shuffled_users(60), ("u00007", "duplicate", 1), ("u00007", "again", 2), (None, "no id", 3)]
+    warehouse.fill(rows)
+    sql = f"SELECT user_id, plan, score FROM {warehouse.table}"  # no ORDER BY
+    assert len(list(stream_sql(CONN_ID, sql, fetch_size=7))) == len(rows)
+    _, ordered = keyed_rows(CONN_ID, sql, None, "user_id", ResumePoint(), fetch_size=7)
+    everything = [(r["user_id"], r["plan"]) for r in ordered]
+    ids = [user for user, _ in everything]
+    assert ids[0] is None and ids[1:] == sorted(ids[1:]) and len(everything) == len(rows)
+    raw = [dict(r) for r in keyed_rows(CONN_ID, sql, None, "user_id", ResumePoint())[1]]
+    assert [(r["user_id"], r["plan"]) for r in raw] == everything or warehouse.engine == "postgres"
+    for settled in (1, 8, 9, 10, 11, 40, len(rows)):  # 8-10 stop inside u00007's three rows
+        point = ResumePoint().after([(r["user_id"], r) for r in raw[:settled]])
+        everything = [(r["user_id"], r["plan"]) for r in raw]
+        _, rest = keyed_rows(CONN_ID, sql, None, "user_id", point, fetch_size=7)
+        remaining = [(r["user_id"], r["plan"]) for r in rest]
+        assert Counter(remaining) == Counter(everything[settled:]), settled
+
+
+def test_a_query_with_percent_signs_a_trailing_comment_and_no_parameters_streams_by_key(warehouse):
+    warehouse.fill(shuffled_users(30))
+    sql = f"SELECT user_id, plan FROM {warehouse.table} WHERE plan LIKE '%-1%' -- a comment at the end;\n;"
+    _, rows = keyed_rows(CONN_ID, sql, None, "user_id", ResumePoint())
+    expected = sorted(u for u, plan, _ in shuffled_users(30) if plan == "plan-1")
+    assert [r["user_id"] for r in rows] == expected
+
+
+def test_a_query_without_the_user_id_column_fails_before_any_row(warehouse):
+    warehouse.fill(shuffled_users(3))
+    with pytest.raises(SourceConfigError, match=r"no column 'email'.*user_id, plan"):
+        keyed_rows(CONN_ID, f"SELECT user_id, plan FROM {warehouse.table}", None, "email", ResumePoint())
+
+
+def _keyed_source(table: str) -> Callable[[ResumePoint], Iterator[Any]]:
+    def source(point: ResumePoint) -> Iterator[Any]:
+        sql = f"SELECT user_id, plan, score FROM {table}"  # written the natural way: no ORDER BY
+        _, rows = keyed_rows(CONN_ID, sql, None, "user_id", point, fetch_size=50)
+        return from_records(rows, "user_id", None, point.offset, skip=False)
+
+    return source
+
+
+def test_a_try_killed_mid_run_resumes_by_key_after_the_table_was_physically_reordered(warehouse, tmp_path):
+    warehouse.fill(shuffled_users())
+    world = FakeVendor()
+    checkpoint = MemoryCheckpoint()
+    folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/task"))
+    chunk = 50
+    with pytest.raises(Crash):  # the worker dies in the fourth chunk, after 20 of its users were sent
+        SyncEngine(FakeHook(world, crash_at_call=3, crash_after_results=20), folder, 1, chunk_size=chunk).run(
+            checkpoint, _keyed_source(warehouse.table)
+        )
+    sent_before = set(world.sends)
+    assert len(sent_before) == 3 * chunk + 20
+    warehouse.reorder()
+    outcome = SyncEngine(FakeHook(world), folder, 2, chunk_size=chunk).run(checkpoint, _keyed_source(warehouse.table))
+    everyone = {user for user, _, _ in shuffled_users()}
+    assert set(world.stored) == everyone  # nobody skipped
+    assert (outcome.total, outcome.succeeded, outcome.failed) == (USERS, USERS, 0)  # each counted once
+    resent = [user for user, sends in world.sends.items() if sends > 1]
+    assert len(resent) == 20 and all(user in sent_before for user in resent)  # only the chunk in flight
+
+
+# -- incremental ----------------------------------------------------------------------------------------
+
+
+def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "suite.sync", **options: Any):
+    segment = Segment(
+        "user_id",
+        options.pop("attributes", {"plan": "plan", "score": "score", "order": "order number"}),
+        lambda: [],
+        options.pop("sql", f'SELECT user_id, plan, score, "order" FROM {warehouse.table}'),
+        options.pop("parameters", None),
+        fetch_size=64,
+    )
+    folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/inc-{uuid.uuid4().hex[:6]}"))
+    with WarehouseState(CONN_ID, key, table=options.pop("state_table", "userattrs_sync_state")) as state:
+        return SyncEngine(FakeHook(world), folder, 1, chunk_size=64).run_incremental(
+            state, segment, full_refresh=options.pop("full_refresh", False), remove_missing=True
+        )
+
+
+def test_incremental_first_run_unchanged_rerun_one_percent_changed_and_a_leaver(warehouse, tmp_path):
+    users = shuffled_users()
+    warehouse.fill([(u, p, s, f"#{i}") for i, (u, p, s) in enumerate(users)], 'user_id, plan, score, "order"')
+    world = FakeVendor()
+    first = _incremental(warehouse, world, tmp_path)
+    assert first.incremental is not None and first.incremental.changed_users == USERS
+    assert world.stored["u00003"]["order number"].startswith("#")  # a reserved word as a column, renamed
+    unchanged = _incremental(warehouse, world, tmp_path)
+    assert unchanged.incremental is not None and unchanged.incremental.changed_users == 0
+    assert sum(world.sends.values()) == USERS
+    changed = sorted(u for u, _, _ in users)[:: USERS // 4][:4]  # 1 %
+    warehouse.execute(
+        f"UPDATE {warehouse.table} SET score = score + 1000 WHERE user_id IN ({', '.join(map(_literal, changed))})"
+    )
+    warehouse.execute(f"DELETE FROM {warehouse.table} WHERE user_id = 'u00001'")
+    third = _incremental(warehouse, world, tmp_path)
+    assert third.incremental is not None
+    assert (third.incremental.changed_users, third.incremental.removed_users) == (len(changed), 1)
+    assert sum(world.sends.values()) == USERS + len(changed) + 1
+    assert all(world.stored[u]["score"] >= 1000 for u in changed)
+    assert world.stored["u00001"] == {"plan": None, "score": None, "order number": None}
+    assert _incremental(warehouse, world, tmp_path).incremental.changed_users == 0  # type: ignore[union-attr]
+
+
+def test_incremental_binds_the_state_key_and_query_parameters(warehouse, tmp_path):
+    warehouse.fill(shuffled_users(20))
+    world = FakeVendor()
+    mark = {"sqlite": "?", "duckdb": "?", "postgres": "%s"}[warehouse.engine]
+    sql = f"SELECT user_id, plan, score FROM {warehouse.table} WHERE score >= {mark}"
+    options = {"attributes": ["plan", "score"], "sql": sql, "parameters": [50]}
+    key = "o'brien; DROP TABLE x --"
+    first = _incremental(warehouse, world, tmp_path, key=key, **dict(options))
+    expected = sum(1 for _, _, score in shuffled_users(20) if score >= 50)
+    assert first.incremental is not None and first.incremental.changed_users == expected
+    again = _incremental(warehouse, world, tmp_path, key=key, **dict(options))
+    assert again.incremental is not None and again.incremental.changed_users == 0
+    other = _incremental(warehouse, world, tmp_path, key="another sync", **dict(options))
+    assert other.incremental is not None and other.incremental.changed_users == expected  # keys kept apart
