@@ -33,12 +33,6 @@ def attributes_table(warehouse_conn_id: str, table: str | None = None) -> str:
     return "userattrs_demo.user_attributes" if conn_type in ("postgres", "postgresql") else "user_attributes"
 
 
-def quote_literal(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def plan_chunks(
     warehouse_conn_id: str,
     vendor_conn_id: str,
@@ -46,34 +40,29 @@ def plan_chunks(
     where: str = "",
     table: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One query per chunk of ``chunk_size`` users, by key ranges (keyset pagination).
+    """One query per chunk of about ``chunk_size`` users, by ranges of the vendor's user id.
 
-    Chunks are queries, not rows: XCom carries a few hundred bytes per chunk whatever the segment size,
-    and each mapped task streams its own rows from the warehouse.
+    The same rule the operator resumes by (``sync/keyset.py``): the segment is ordered by the user id (NULL ids
+    first, in the first chunk), and cut where the id changes, so one id's duplicates stay in one chunk. Only
+    the ids are read. Chunks are queries with their bound range, not rows: XCom carries a few hundred bytes
+    per chunk whatever the segment size, and each mapped task streams its own rows from the warehouse.
     """
-    from airflow_provider_userattrs.operators.sources import stream_sql
+    from airflow_provider_userattrs.sync import keyset, sources
+    from airflow_provider_userattrs.sync.sql import dialect_of
 
-    vendor = vendor_of(vendor_conn_id)
-    id_column = USER_ID_COLUMN[vendor]
-    source = attributes_table(warehouse_conn_id, table)
-    condition = f"WHERE {where}" if where.strip() else ""
-    columns = ", ".join((id_column, *SYNC_ATTRIBUTES))
-    bounds: list[Any] = []
-    rows = stream_sql(warehouse_conn_id, f"SELECT user_id FROM {source} {condition} ORDER BY user_id")
-    for count, row in enumerate(rows):
-        if count % chunk_size == 0:
-            bounds.append(row["user_id"])
+    id_column = USER_ID_COLUMN[vendor_of(vendor_conn_id)]
+    segment = f"SELECT {', '.join((id_column, *SYNC_ATTRIBUTES))} FROM {attributes_table(warehouse_conn_id, table)}"
+    if where.strip():
+        segment += f" WHERE {where}"
+    hook = sources.sql_hook(warehouse_conn_id)
+    dialect, placeholder = dialect_of(hook), hook.placeholder
+    ids = keyset.keys_statement(dialect, placeholder, segment, None, id_column)
+    keys = (row["userattrs_key"] for row in sources.stream_statement(hook, ids.sql, ids.parameters))
     chunks = []
-    for index, low in enumerate(bounds):
-        high = bounds[index + 1] if index + 1 < len(bounds) else None
-        keys = [f"user_id >= {quote_literal(low)}"] + ([f"user_id < {quote_literal(high)}"] if high is not None else [])
-        filters = " AND ".join(([f"({where})"] if where.strip() else []) + keys)
-        chunks.append(
-            {
-                "sql": f"SELECT {columns} FROM {source} WHERE {filters} ORDER BY user_id",
-                "user_id_field": id_column,
-            }
-        )
+    for key_range in keyset.key_ranges(keys, chunk_size):
+        statement = keyset.range_statement(dialect, placeholder, segment, None, id_column, key_range)
+        parameters = list(statement.parameters) if statement.parameters is not None else None
+        chunks.append({"sql": statement.sql, "parameters": parameters, "user_id_field": id_column})
     return chunks
 
 
@@ -81,4 +70,4 @@ def segment_ids_sql(warehouse_conn_id: str, vendor_conn_id: str, where: str, tab
     """The ids of a segment, in the column the vendor identifies users by."""
     id_column = USER_ID_COLUMN[vendor_of(vendor_conn_id)]
     source = attributes_table(warehouse_conn_id, table)
-    return f"SELECT {id_column} FROM {source} WHERE {where} ORDER BY user_id"
+    return f"SELECT {id_column} FROM {source} WHERE {where}"  # the operator orders it by id (sync/keyset.py)

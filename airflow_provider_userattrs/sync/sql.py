@@ -145,6 +145,7 @@ class Binder:
         self.by_name = isinstance(user_parameters, Mapping)
         self.user_parameters = user_parameters
         self._values: list[Any] = []
+        self._escaped = False
 
     def bind(self, value: Any) -> str:
         """The placeholder of ``value``, remembered in text order."""
@@ -159,6 +160,7 @@ class Binder:
         ``LIKE '%@gmail.com'``) must be doubled to stay a ``%``."""
         if self.user_parameters is None and "%" in self.placeholder:
             sql = sql.replace("%", "%%")
+            self._escaped = True
         return subquery(sql)
 
     def statement(self, sql: str, *, user_first: bool = True) -> Statement:
@@ -168,7 +170,8 @@ class Binder:
             return Statement(sql, {**dict(self.user_parameters), **named})
         user = list(self.user_parameters or [])
         values = [*user, *self._values] if user_first else [*self._values, *user]
-        return Statement(sql, values if values else None)
+        # An escaped text must go through the driver's formatting (``%%`` -> ``%``), even with no value.
+        return Statement(sql, values if values or self._escaped else None)
 
 
 def subquery(sql: str) -> str:
