@@ -197,3 +197,31 @@ def test_sqlite_state_writes_while_the_diff_is_still_being_read(dag_harness, san
     first = dag_harness.run("inc_g", body)
     assert first.state == "success" and first.xcom("push")["succeeded"] == USERS
     assert dag_harness.run("inc_g", body).xcom("push")["total"] == 0
+
+
+def test_duckdb_state_table_and_diff(dag_harness, sandbox, tmp_path, monkeypatch):
+    """The third engine, through its Airflow provider's hook: first run, unchanged re-run, 1 % changed."""
+    import duckdb
+
+    path = str(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE segment AS SELECT 'dd' || g || '@example.com' AS email, CAST(g % 4 AS VARCHAR) AS tier, "
+            "g * 0.5 AS ltv FROM range(1, 301) t(g)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_DDWH", json.dumps({"conn_type": "duckdb", "host": path}))
+    body = """
+    UpdateUserAttributesOperator(task_id="push", conn_id="dx_default", user_id_field="email", sql_conn_id="ddwh",
+                                 sql="SELECT email, tier, ltv FROM segment", incremental=True, checkpoint_every=100)
+    """
+    first = dag_harness.run("inc_duckdb", body).xcom("push")
+    assert first["succeeded"] == 300 and first["incremental"]["state"].endswith("DuckDB)")
+    assert dag_harness.run("inc_duckdb", body).xcom("push")["total"] == 0
+    assert requests(sandbox) == 300
+    with duckdb.connect(path) as conn:
+        conn.execute(
+            "UPDATE segment SET ltv = ltv + 1 WHERE email IN ('dd1@example.com', 'dd2@example.com', 'dd3@example.com')"
+        )
+    report = dag_harness.run("inc_duckdb", body).xcom("push")
+    assert report["succeeded"] == 3 and requests(sandbox) == 303
+    assert float(sandbox.state("dx")["dd2@example.com"]["ltv"]) == 2.0
