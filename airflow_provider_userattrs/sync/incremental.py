@@ -10,6 +10,7 @@ failed stays different, so the next run sends it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from abc import ABC, abstractmethod
@@ -213,8 +214,11 @@ class WarehouseState(IncrementalState):
                 for row in rows:
                     yield dict(zip(columns, row, strict=False))
         finally:
-            cursor.close()
-            self._execute("DROP TABLE IF EXISTS temp.userattrs_diff").close()
+            # Also run when the reader is dropped half-way, possibly after close(): nothing to clean then.
+            with contextlib.suppress(Exception):
+                cursor.close()
+                if self._conn is not None:
+                    self._conn.execute("DROP TABLE IF EXISTS temp.userattrs_diff")
 
     @staticmethod
     def _changed_items(
