@@ -6,13 +6,16 @@ byte-for-byte the same on every machine, so that a count, a timing or a rejected
 reproduced. Everything derives from one seed through ``random.Random(seed)`` and from the fixed anchor date
 :data:`ANCHOR_DATE`; nothing reads the clock or the global random state.
 
-The same rows go to SQLite (one file, nothing to install) or to PostgreSQL (a dedicated schema),
-and ``user_attributes`` returns the same values on both, so a DAG can be developed on SQLite and run on
-PostgreSQL. Rows are produced in chunks by a generator, so building 1,000,000 users takes constant memory.
+The same rows go to SQLite (one file, nothing to install), to DuckDB (one file, the ``duckdb`` extra) or to
+PostgreSQL (a dedicated schema), and ``user_attributes`` returns the same values, with the same Python types,
+on all three, so a DAG can be developed on SQLite and run on PostgreSQL or DuckDB. Rows are produced in chunks
+by a generator, so building 1,000,000 users takes constant memory in Python (DuckDB's own buffers, within its
+``memory_limit``, reach about 450 MB for that size, mostly at the final checkpoint).
 
 Command line::
 
     python -m airflow_provider_userattrs.demo.warehouse --target /tmp/demo.db --users 100000
+    python -m airflow_provider_userattrs.demo.warehouse --target /tmp/demo.duckdb --users 100000
     python -m airflow_provider_userattrs.demo.warehouse --target postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -29,6 +32,7 @@ import random
 import re
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -181,12 +185,17 @@ _URL_RE = re.compile(
     re.DOTALL,
 )
 _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"})
+_DUCKDB_URL_PREFIX = "duckdb:///"
+_DUCKDB_SUFFIX = ".duckdb"
+DUCKDB_FLUSH_USERS = 100_000
+"""DuckDB loads the generated rows through a CSV file and ``COPY``: one file (and one ``COPY`` per table)
+per this many users, so the temporary file stays small (about 30 MB) at any warehouse size."""
 
 
 class WarehouseError(RuntimeError):
     """The database refused the build (unreachable server, no rights, locked file...).
 
-    One exception type for both engines, so the CLI and callers need not import psycopg2 to catch it; the
+    One exception type for all engines, so the CLI and callers need not import a driver to catch it; the
     driver's own error is chained as ``__cause__``.
     """
 
@@ -387,6 +396,11 @@ _POSTGRES_KEYS = (
     "ALTER TABLE users ADD PRIMARY KEY (user_id)",
     "ALTER TABLE orders ADD PRIMARY KEY (order_id)",
 )
+# DuckDB takes PostgreSQL's DDL as it is: the same types (a DECIMAL amount, a TIMESTAMP, a DATE). Only users get
+# a key, after the load: orders are never looked up by order_id, and their 3 million-entry index (DuckDB's keys
+# are ART indexes) would cost about 60 MB more at the final checkpoint of a 1M-user build for nothing.
+_DUCKDB_TABLES = _POSTGRES_TABLES
+_DUCKDB_KEYS = _POSTGRES_KEYS[:1]
 # SQLite's index covers every column the view's subqueries read, so they never touch the orders table itself.
 SQLITE_ORDERS_INDEX = "CREATE INDEX orders_user_id_idx ON orders (user_id, product, amount, ordered_at)"
 POSTGRES_ORDERS_INDEX = "CREATE INDEX orders_user_id_idx ON orders (user_id)"
@@ -464,6 +478,37 @@ CROSS JOIN LATERAL (
     WHERE o.user_id = u.user_id
 ) AS a"""
 
+# DuckDB is columnar and joins by hashing: one GROUP BY over the orders, joined to the users, is its natural
+# plan. A keyset page (``WHERE user_id >= ? AND user_id < ?``) is pushed through the join into both scans, and
+# since rows are stored in user order, the orders' min/max zone maps skip every row group outside the page.
+# Types and values are PostgreSQL's: DECIMAL sums rounded to cents then cast to DOUBLE, strftime (not a cast)
+# for the date, and the default binary collation sorts the products bytewise.
+DUCKDB_VIEW = f"""CREATE VIEW user_attributes AS
+SELECT
+    u.user_id,
+    u.email,
+    u.usercom_id,
+    u.fyno_distinct_id,
+    CAST(COALESCE(a.lifetime_value, 0) AS DOUBLE) AS lifetime_value,
+    COALESCE(a.order_count, 0) AS order_count,
+    COALESCE(u.last_seen_override, a.last_purchase_date) AS last_purchase_date,
+    {_vip_level("COALESCE(a.lifetime_value, 0)")} AS vip_level,
+    a.products_ordered,
+    {_CHURN_RISK} AS churn_risk,
+    u.country,
+    u.full_name
+FROM users AS u
+LEFT JOIN (
+    SELECT
+        o.user_id,
+        ROUND(SUM(o.amount), 2) AS lifetime_value,
+        COUNT(*) AS order_count,
+        strftime(MAX(o.ordered_at), '%Y-%m-%d') AS last_purchase_date,
+        string_agg(DISTINCT o.product, ',' ORDER BY o.product) AS products_ordered
+    FROM orders AS o
+    GROUP BY o.user_id
+) AS a ON a.user_id = u.user_id"""
+
 _DROP_ORDER = ("user_attributes", "orders", "users")
 
 
@@ -473,6 +518,30 @@ _DROP_ORDER = ("user_attributes", "orders", "users")
 def is_postgres_target(target: str) -> bool:
     """Whether ``target`` is a PostgreSQL URL (``postgresql://``, ``postgres://``, ``postgresql+psycopg2://``)."""
     return urlsplit(target).scheme.lower() in _POSTGRES_SCHEMES if "://" in target else False
+
+
+def is_duckdb_target(target: str) -> bool:
+    """Whether ``target`` is a DuckDB file: a ``duckdb:///path`` URL, or a plain path ending in ``.duckdb``."""
+    if "://" in target:
+        return urlsplit(target).scheme.lower() == "duckdb"
+    return target.lower().endswith(_DUCKDB_SUFFIX)
+
+
+def duckdb_path(target: str) -> str:
+    """The file path of a DuckDB target: a path ending in ``.duckdb``, or a ``duckdb:///path`` URL.
+
+    As for SQLite, and as in the DuckDB hook's own URI, ``duckdb:///demo.duckdb`` is relative and
+    ``duckdb:////tmp/demo.duckdb`` absolute.
+    """
+    if target.lower().startswith(_DUCKDB_URL_PREFIX):
+        path = target[len(_DUCKDB_URL_PREFIX) :]
+    elif "://" in target:
+        raise ValueError(f"not a DuckDB target (expected a path or duckdb:///path): {redact_target(target)}")
+    else:
+        path = target
+    if not path:
+        raise ValueError("empty DuckDB path")
+    return path
 
 
 def sqlite_path(target: str) -> str:
@@ -532,11 +601,13 @@ def build_warehouse(
 ) -> dict[str, Any]:
     """Drop and recreate ``users``, ``orders`` and the ``user_attributes`` view in ``target``; return a summary.
 
-    ``target`` is a SQLite file path (or ``sqlite:///path``) or a PostgreSQL URL; in PostgreSQL the objects go
-    into ``schema`` (created if missing; a previous ``user_attributes``, ``orders`` or ``users`` there is
-    dropped with CASCADE, so keep the schema for the demo). Other objects in the file or schema are left alone.
-    The whole build is one transaction. On SQLite it runs without a journal for speed, so a build killed
-    half-way can leave the file unusable: delete it and build again.
+    ``target`` is a SQLite file path (or ``sqlite:///path``), a DuckDB file (a path ending in ``.duckdb``, or
+    ``duckdb:///path``) or a PostgreSQL URL; in PostgreSQL the objects go into ``schema`` (created if missing; a
+    previous ``user_attributes``, ``orders`` or ``users`` there is dropped with CASCADE, so keep the schema for
+    the demo), in DuckDB into the file's default schema ``main``. Other objects in the file or schema are left
+    alone. The whole build is one transaction. On SQLite it runs without a journal for speed, so a build killed
+    half-way can leave the file unusable: delete it and build again. A DuckDB file is locked by the process that
+    has it open: a build fails (``WarehouseError``) while another process, such as a running sync, holds it.
 
     The summary is ``{"users": n, "orders": n, "dirty": {kind: count}, "target": target without password}``;
     ``dirty`` has every kind of :data:`DIRTY_KINDS`, all zero when ``dirty`` is false.
@@ -550,6 +621,8 @@ def build_warehouse(
         if not _SCHEMA_RE.fullmatch(schema):
             raise ValueError(f"schema must be a plain identifier of at most 63 characters, got {schema!r}")
         _build_postgres(_libpq_dsn(target), schema, generator, chunk_size)
+    elif is_duckdb_target(target):
+        _build_duckdb(duckdb_path(target), generator, chunk_size)
     else:
         _build_sqlite(sqlite_path(target), generator, chunk_size)
     return {
@@ -649,6 +722,74 @@ def _build_postgres(dsn: str, schema: str, generator: _RowGenerator, chunk_size:
         conn.close()
 
 
+def _build_duckdb(path: str, generator: _RowGenerator, chunk_size: int) -> None:
+    """Load the rows with ``COPY ... FROM`` a temporary CSV file per :data:`DUCKDB_FLUSH_USERS` users, in one
+    transaction, then add the users' key and the view.
+
+    DuckDB's ``executemany`` runs one statement per row (about 1 ms each: an hour for 1M users), and its fast
+    paths from Python (pandas, Arrow) would add a dependency; CSV written by the ``csv`` module and parsed by
+    ``COPY`` costs less than generating the rows, and needs nothing.
+    """
+    import duckdb
+
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot open DuckDB database {path}: {exc}") from exc
+    try:
+        with tempfile.TemporaryDirectory(prefix="userattrs-duckdb-") as tmp:
+            conn.execute("BEGIN TRANSACTION")
+            existing = dict(
+                conn.execute(
+                    "SELECT table_name, table_type FROM information_schema.tables"
+                    " WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name IN (?, ?, ?)",
+                    list(_DROP_ORDER),
+                ).fetchall()
+            )
+            for name in _DROP_ORDER:
+                if name in existing:
+                    conn.execute(f'DROP {"VIEW" if existing[name] == "VIEW" else "TABLE"} "{name}"')
+            for ddl in _DUCKDB_TABLES:
+                conn.execute(ddl)
+            files = {"users": Path(tmp, "users.csv"), "orders": Path(tmp, "orders.csv")}
+            quoted = {table: "'" + str(file).replace("'", "''") + "'" for table, file in files.items()}
+            columns = {"users": USERS_COLUMNS, "orders": ORDERS_COLUMNS}
+            pending = 0
+
+            def flush() -> None:
+                for table, file in files.items():
+                    if file.stat().st_size:
+                        # Column types come from the table; the dialect is the csv module's, declared in full.
+                        conn.execute(
+                            f"COPY {table} ({', '.join(columns[table])}) FROM {quoted[table]}"
+                            " (FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL '')"
+                        )
+                    file.write_bytes(b"")
+
+            for file in files.values():
+                file.write_bytes(b"")
+            for chunk in generator.chunks(chunk_size):
+                for table, rows in (("users", chunk.users), ("orders", chunk.orders)):
+                    with files[table].open("a", encoding="utf-8", newline="") as out:
+                        csv.writer(out, lineterminator="\n").writerows(rows)
+                pending += len(chunk.users)
+                if pending >= DUCKDB_FLUSH_USERS:
+                    flush()
+                    pending = 0
+            flush()
+            for statement in (*_DUCKDB_KEYS, DUCKDB_VIEW):
+                conn.execute(statement)
+            conn.execute("COMMIT")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("ROLLBACK")
+        raise WarehouseError(f"building the DuckDB warehouse in {path} failed: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def _csv_buffer(rows: Sequence[tuple[Any, ...]]) -> io.StringIO:
     """Rows as CSV for COPY: ``None`` becomes an empty unquoted field, which CSV COPY reads as NULL.
 
@@ -674,13 +815,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the warehouse from the command line and print the summary as JSON; 1 when the build fails."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_userattrs.demo.warehouse",
-        description="Build the deterministic demo warehouse (users, orders, user_attributes) in SQLite or PostgreSQL.",
+        description=(
+            "Build the deterministic demo warehouse (users, orders, user_attributes) in SQLite, DuckDB or PostgreSQL."
+        ),
     )
-    parser.add_argument("--target", required=True, help="SQLite file path, sqlite:///path, or postgresql://... URL")
+    parser.add_argument(
+        "--target",
+        required=True,
+        help="SQLite file path or sqlite:///path, DuckDB file path ending in .duckdb or duckdb:///path, postgresql://...",
+    )
     parser.add_argument("--users", type=_non_negative_int, default=DEFAULT_USERS, help="number of users")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed; same seed, same data")
     parser.add_argument("--clean", action="store_true", help="no dirty rows")
-    parser.add_argument("--schema", default=DEFAULT_SCHEMA, help="PostgreSQL schema (ignored for SQLite)")
+    parser.add_argument("--schema", default=DEFAULT_SCHEMA, help="PostgreSQL schema (ignored for SQLite and DuckDB)")
     args = parser.parse_args(argv)
     try:
         summary = build_warehouse(args.target, args.users, args.seed, not args.clean, schema=args.schema)

@@ -1,4 +1,5 @@
-"""The demo warehouse: deterministic, counted, dirty where asked, and the same view on SQLite and PostgreSQL."""
+"""The demo warehouse: deterministic, counted, dirty where asked, and the same view on SQLite, DuckDB and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from airflow_provider_userattrs.demo.warehouse import (
@@ -25,7 +27,10 @@ from airflow_provider_userattrs.demo.warehouse import (
     UNKNOWN_USERCOM_ID_BASE,
     USER_ATTRIBUTES_COLUMNS,
     VIP_LEVELS,
+    WarehouseError,
     build_warehouse,
+    duckdb_path,
+    is_duckdb_target,
     is_postgres_target,
     main,
     redact_target,
@@ -467,3 +472,213 @@ def test_postgres_tables_are_typed_and_keyed(postgres_dsn: str, pg_schema: str) 
         f" AND connamespace = '{pg_schema}'::regnamespace ORDER BY 1",
     )
     assert keys == [("orders",), ("users",)]
+
+
+# --- DuckDB (embedded: always runs) ---------------------------------------------------------------------------
+
+
+def _duck_query(path: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _duck_scalar(path: Path | str, sql: str) -> Any:
+    return _duck_query(path, sql)[0][0]
+
+
+def _typed(rows: Sequence[tuple[Any, ...]]) -> list[tuple[tuple[Any, type], ...]]:
+    """Rows with each value's Python type beside it: ``1 == 1.0``, but a sync would send them differently."""
+    return [tuple((value, type(value)) for value in row) for row in rows]
+
+
+def test_duckdb_matches_sqlite_row_for_row(tmp_path: Path) -> None:
+    duck, lite = tmp_path / "same.duckdb", tmp_path / "same.db"
+    summary = build_warehouse(str(duck), users=400, seed=7)
+    assert summary == build_warehouse(str(lite), users=400, seed=7) | {"target": str(duck)}
+    assert sum(summary["dirty"].values()) == 8  # dirty rows of every kind take part in the comparison
+
+    unordered = "SELECT * FROM user_attributes"
+    by_user = {row[0]: row for row in _duck_query(duck, unordered)}
+    rows = [by_user[key] for key in sorted(by_user)]
+    expected = sorted(_query(lite, unordered), key=lambda row: row[0])
+    assert len(rows) == 400
+    assert _typed(rows) == _typed(expected)  # same values, same Python types
+    assert _duck_query(duck, ALL_ATTRIBUTES) == rows  # DuckDB's ORDER BY user_id sorts as Python (and SQLite) do
+    # and both equal the values recomputed in Python from DuckDB's own base tables
+    assert {row[0]: row for row in rows} == _expected_attributes(
+        _duck_query(duck, _USERS_FOR_CHECK), _duck_query(duck, _ORDERS_FOR_CHECK)
+    )
+    conn = duckdb.connect(str(duck), read_only=True)
+    try:
+        assert [column[0] for column in conn.execute(ALL_ATTRIBUTES).description] == list(USER_ATTRIBUTES_COLUMNS)
+    finally:
+        conn.close()
+
+
+def test_duckdb_base_tables_hold_the_same_rows(tmp_path: Path) -> None:
+    duck, lite = tmp_path / "base.duckdb", tmp_path / "base.db"
+    build_warehouse(str(duck), users=250, seed=3)
+    build_warehouse(str(lite), users=250, seed=3)
+    users = "SELECT * FROM users ORDER BY user_id"
+    assert [(*row[:6], str(row[6]), *row[7:]) for row in _duck_query(duck, users)] == _query(lite, users)
+    orders = "SELECT order_id, user_id, product, CAST(amount AS VARCHAR), ordered_at FROM orders ORDER BY order_id"
+    lite_orders = _query(lite, "SELECT order_id, user_id, product, amount, ordered_at FROM orders ORDER BY order_id")
+    assert [(*row[:4], str(row[4])) for row in _duck_query(duck, orders)] == [
+        (*row[:3], f"{Decimal(str(row[3])):.2f}", row[4]) for row in lite_orders
+    ]
+
+
+def test_duckdb_tables_are_typed_and_keyed(tmp_path: Path) -> None:
+    path = tmp_path / "typed.duckdb"
+    build_warehouse(str(path), users=100)
+    columns = dict(
+        _duck_query(
+            path,
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+            " WHERE table_name IN ('users', 'orders')",
+        )
+    )
+    assert columns["orders.amount"] == "DECIMAL(12,2)"
+    assert columns["orders.ordered_at"] == "TIMESTAMP"
+    assert columns["users.signup_date"] == "DATE"
+    assert columns["users.churn_score"] == "DOUBLE"
+    keys = _duck_query(
+        path, "SELECT table_name FROM information_schema.table_constraints WHERE constraint_type = 'PRIMARY KEY'"
+    )
+    assert keys == [("users",)]
+
+
+def test_duckdb_empty_and_clean_builds(tmp_path: Path) -> None:
+    summary = build_warehouse(str(tmp_path / "empty.duckdb"), users=0)
+    assert summary["orders"] == 0
+    assert _duck_query(tmp_path / "empty.duckdb", ALL_ATTRIBUTES) == []
+    clean = build_warehouse(str(tmp_path / "clean.duckdb"), users=300, seed=2, dirty=False)
+    assert clean["dirty"] == dict.fromkeys(DIRTY_KINDS, 0)
+    build_warehouse(str(tmp_path / "clean.db"), users=300, seed=2, dirty=False)
+    assert _duck_query(tmp_path / "clean.duckdb", ALL_ATTRIBUTES) == _query(tmp_path / "clean.db", ALL_ATTRIBUTES)
+
+
+def test_duckdb_rebuild_replaces_the_demo_objects_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "rebuild.duckdb"
+    build_warehouse(str(path), users=300, seed=3)
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE keep_me (x INTEGER)")
+    conn.execute("INSERT INTO keep_me VALUES (42)")
+    conn.close()
+
+    summary = build_warehouse(str(path), users=120, seed=4)
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM user_attributes") == 120
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM orders") == summary["orders"]
+    assert _duck_query(path, "SELECT x FROM keep_me") == [(42,)]
+
+    # an older layout where user_attributes was a table is replaced too
+    conn = duckdb.connect(str(path))
+    conn.execute("DROP VIEW user_attributes")
+    conn.execute("CREATE TABLE user_attributes (user_id TEXT)")
+    conn.close()
+    build_warehouse(str(path), users=50, seed=4)
+    assert _duck_query(
+        path, "SELECT table_type FROM information_schema.tables WHERE table_name = 'user_attributes'"
+    ) == [("VIEW",)]
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM user_attributes") == 50
+
+
+def test_duckdb_url_and_missing_directory(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "demo.duckdb"
+    summary = build_warehouse(f"duckdb:///{path}", users=60)  # duckdb:////abs/path, as the DuckDB hook's URI
+    assert summary["target"] == f"duckdb:///{path}"
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM users") == 60
+    other = tmp_path / "any-name.db.bak"
+    build_warehouse(f"duckdb:///{other}", users=5)  # a URL needs no .duckdb suffix
+    assert _duck_scalar(other, "SELECT COUNT(*) FROM user_attributes") == 5
+
+
+def test_duckdb_target_helpers() -> None:
+    assert is_duckdb_target("/tmp/demo.duckdb")
+    assert is_duckdb_target("demo.DuckDB")
+    assert is_duckdb_target("duckdb:////tmp/demo.duckdb")
+    assert is_duckdb_target("DUCKDB:///rel/demo.anything")
+    assert not is_duckdb_target("/tmp/demo.db")
+    assert not is_duckdb_target("sqlite:///x.duckdb")
+    assert not is_duckdb_target("postgresql://u@h/db")
+    assert duckdb_path("/tmp/demo.duckdb") == "/tmp/demo.duckdb"
+    assert duckdb_path("duckdb:////tmp/demo.duckdb") == "/tmp/demo.duckdb"
+    assert duckdb_path("duckdb:///demo.duckdb") == "demo.duckdb"
+    for bad in ("duckdb://", "duckdb:///", "sqlite:///x.duckdb", ""):
+        with pytest.raises(ValueError):
+            duckdb_path(bad)
+
+
+def test_duckdb_file_held_by_another_process_is_a_warehouse_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB lets one process at a time open a file: the build names the file instead of crashing."""
+    path = tmp_path / "held.duckdb"
+    build_warehouse(str(path), users=10)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseError, match="DuckDB database") as caught:
+            build_warehouse(str(path), users=20)
+        assert isinstance(caught.value.__cause__, duckdb.Error)
+        assert main(["--target", str(path), "--users", "20"]) == 1
+        assert "lock" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM users") == 10  # untouched
+    build_warehouse(str(path), users=20)
+    assert _duck_scalar(path, "SELECT COUNT(*) FROM users") == 20
+
+
+def test_duckdb_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cli.duckdb"
+    assert main(["--target", str(path), "--users", "80", "--seed", "5", "--clean"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == build_warehouse(str(tmp_path / "api.db"), users=80, seed=5, dirty=False) | {"target": str(path)}
+    assert _duck_query(path, ALL_ATTRIBUTES) == _query(tmp_path / "api.db", ALL_ATTRIBUTES)
+
+    url = f"duckdb:///{tmp_path / 'script.duckdb'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_userattrs.demo.warehouse", "--target", url, "--users", "60"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    assert json.loads(result.stdout)["target"] == url
+    assert _duck_scalar(tmp_path / "script.duckdb", "SELECT COUNT(*) FROM user_attributes") == 60
+
+
+def test_duckdb_loads_in_several_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows go to DuckDB one temporary CSV file at a time: the batches add up to the same warehouse."""
+    import airflow_provider_userattrs.demo.warehouse as warehouse
+
+    monkeypatch.setattr(warehouse, "DUCKDB_FLUSH_USERS", 40)
+    build_warehouse(str(tmp_path / "batched.duckdb"), users=450, chunk_size=7)
+    build_warehouse(str(tmp_path / "batched.db"), users=450)
+    assert _duck_query(tmp_path / "batched.duckdb", ALL_ATTRIBUTES) == _query(tmp_path / "batched.db", ALL_ATTRIBUTES)
+
+
+@pytest.mark.slow
+def test_duckdb_200k_users_build_quickly(tmp_path: Path) -> None:
+    path = tmp_path / "big.duckdb"
+    started = time.perf_counter()
+    summary = build_warehouse(str(path), users=200_000)
+    elapsed = time.perf_counter() - started
+    assert summary["users"] == 200_000 == _duck_scalar(path, "SELECT COUNT(*) FROM user_attributes")
+    assert summary["orders"] == _duck_scalar(path, "SELECT SUM(order_count) FROM user_attributes")
+    assert elapsed < 60, f"200k users took {elapsed:.1f} s (about 5 s expected)"  # a generous regression guard
