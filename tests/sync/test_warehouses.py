@@ -43,6 +43,7 @@ class Warehouse:
     execute: Callable[[str], None]
     reorder: Callable[[], None]
     """Changes the table's physical order (the rows an unordered SELECT returns first)."""
+    state_table: str = "userattrs_sync_state"
 
     def fill(self, rows: Sequence[tuple[Any, ...]], columns: str = "user_id, plan, score") -> None:
         values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
@@ -102,7 +103,7 @@ def _postgres(request, monkeypatch) -> Iterator[Warehouse]:
     )
     execute(f"CREATE SCHEMA {schema}; {CREATE.format(table=table)}; CREATE INDEX segment_score ON {table} (score)")
     try:
-        yield Warehouse("postgres", table, execute, reorder)
+        yield Warehouse("postgres", table, execute, reorder, state_table=f"{schema}.userattrs_sync_state")
     finally:
         execute(f"DROP SCHEMA {schema} CASCADE")
 
@@ -223,7 +224,7 @@ def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "
         fetch_size=64,
     )
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/inc-{uuid.uuid4().hex[:6]}"))
-    with WarehouseState(CONN_ID, key, table=options.pop("state_table", "userattrs_sync_state")) as state:
+    with WarehouseState(CONN_ID, key, table=warehouse.state_table) as state:
         return SyncEngine(FakeHook(world), folder, 1, chunk_size=64).run_incremental(
             state, segment, full_refresh=options.pop("full_refresh", False), remove_missing=True
         )
