@@ -102,18 +102,10 @@ def query_column_names(sql_conn_id: str, sql: str, parameters: Any = None) -> li
 
     Used once a sync has succeeded: a failure here must not turn a delivered sync into a failed task.
     """
-    from airflow_provider_userattrs.sync.sources import sql_connection
+    from airflow_provider_userattrs.sync.sources import query_columns, sql_hook
 
-    probe = f"SELECT * FROM ({sql.strip().rstrip(';')}) userattrs_columns WHERE 1 = 0"
     try:
-        conn = sql_connection(sql_conn_id)
-        try:
-            cursor = conn.cursor()
-            cursor.execute(probe, parameters) if parameters is not None else cursor.execute(probe)
-            names = [str(d[0]) for d in cursor.description or ()]
-            cursor.close()
-        finally:
-            conn.close()
+        names = query_columns(sql_hook(sql_conn_id), sql, parameters)
     except Exception as exc:  # any driver's error: the names are informative, the sync is done
         log.warning("Could not read the column names of the sync's query (%s): %s", type(exc).__name__, exc)
         return []

@@ -48,7 +48,7 @@ def _select(engine: str, users: int) -> str:
     if engine == "sqlite":
         return _ROW.format(id=f"printf('%08d', (g * 7919) % {users})", text="TEXT")
     text = "VARCHAR" if engine == "duckdb" else "TEXT"
-    return _ROW.format(id=f"lpad(CAST((g * 7919) % {users} AS {text}), 8, '0')", text=text)
+    return _ROW.format(id=f"lpad(CAST((CAST(g AS BIGINT) * 7919) % {users} AS {text}), 8, '0')", text=text)
 
 
 def _build(engine: str, users: int, workdir: Path) -> tuple[dict[str, Any], str]:

@@ -125,9 +125,14 @@ _ALIASES = {"postgres": "postgresql", "mariadb": "mysql", "sqlite3": "sqlite", "
 
 
 def dialect_of(hook: Any) -> SqlDialect:
-    """The engine of a common-sql hook, by ``hook.dialect_name``; an unknown engine gets a generic entry
-    (common-sql's quoting) that streams and resumes, but cannot hold an incremental state."""
-    name = str(getattr(hook, "dialect_name", "default") or "default").lower()
+    """The engine of a common-sql hook: the connection's ``dialect`` extra, else ``hook.dialect_name``; an unknown
+    engine gets a generic entry (common-sql's quoting) that streams and resumes, but cannot hold an incremental
+    state."""
+    try:
+        extra = getattr(hook, "connection_extra", None) or {}
+    except Exception:  # a hook without a connection (tests' stand-ins): its dialect_name decides
+        extra = {}
+    name = str(extra.get("dialect") or getattr(hook, "dialect_name", "default") or "default").lower()
     name = _ALIASES.get(name, name)
     known = DIALECTS.get(name)
     if known is not None:

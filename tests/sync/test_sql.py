@@ -111,6 +111,9 @@ def test_the_engine_comes_from_common_sqls_dialect_name_and_an_unknown_one_canno
     with pytest.raises(SourceConfigError, match=r"dialect 'trino'.*\"dialect\""):
         sql.require_upsert(trino, "wh")
     assert sql.dialect_of(_Hook("mssql", "[{}]")).quote == "["
+    overridden = _Hook("default")
+    overridden.connection_extra = {"dialect": "snowflake"}  # type: ignore[attr-defined]
+    assert sql.dialect_of(overridden) is sql.DIALECTS["snowflake"]
 
 
 def _state_rows(prefix: str) -> list[tuple[str, str, str, str, str]]:
