@@ -18,8 +18,8 @@ if [ ! -x .venv/bin/python ]; then
   $UV venv --quiet --python "$PYTHON_BIN" .venv
 fi
 stamp=.venv/.userattrs-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/uv-overrides.txt -nt "$stamp" ]; then
   echo "bootstrap: installing airflow-provider-userattrs and its dependencies into .venv" >&2
-  $UV pip install --quiet --python .venv/bin/python -e ".[test]"
+  $UV pip install --quiet --python .venv/bin/python --overrides scripts/uv-overrides.txt -e ".[test]"
   touch "$stamp"
 fi

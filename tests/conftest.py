@@ -65,6 +65,31 @@ def postgres_dsn() -> str:
     return "postgresql://postgres@127.0.0.1:5432/test"
 
 
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "database": "test"}
+
+
+def _mariadb_available() -> str | None:
+    try:
+        import mysql.connector
+
+        mysql.connector.connect(**MARIADB, connection_timeout=3).close()
+    except Exception as exc:
+        return f"MariaDB at 127.0.0.1:3306 is not reachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> dict[str, object]:
+    """Where the local MariaDB server answers (root, no password; ``scripts/start-mariadb.sh`` starts it);
+    skips (or fails in CI) where it is absent."""
+    problem = _mariadb_available()
+    if problem:
+        if os.environ.get("USERATTRS_REQUIRE_MARIADB") == "1":
+            pytest.fail(f"USERATTRS_REQUIRE_MARIADB=1 but {problem}")
+        pytest.skip(problem)
+    return dict(MARIADB)
+
+
 SANDBOX_USERCOM_ATTRIBUTES = (
     # what the hook, operator and reliability tests send to User.com
     *("churn_risk", "fine", "gone", "n", "ok_attribute", "plan", "score", "tier", "vip"),

@@ -182,16 +182,18 @@ class WarehouseState(IncrementalState):
 
         ``attributes``: (column, name at the vendor); the state is kept under the vendor's name.
         """
-        return sql.diff_statement(
+        return sql.diff_statement(*self._against(segment), attributes=attributes, full_refresh=full_refresh)
+
+    def _against(self, segment: Segment) -> tuple[sql.SqlDialect, str, str, str, Any, str, str]:
+        """What every query of the state against a segment is built from."""
+        return (
             self.dialect,
             self.placeholder,
             self.table,
-            sql=self._sql_of(segment),
-            parameters=segment.parameters,
-            state_key=self.state_key,
-            user_id_field=segment.user_id_field,
-            attributes=attributes,
-            full_refresh=full_refresh,
+            self._sql_of(segment),
+            segment.parameters,
+            self.state_key,
+            segment.user_id_field,
         )
 
     def stream_diff(self, diff: sql.Statement, fetch_size: int) -> Iterator[Row]:
@@ -241,15 +243,7 @@ class WarehouseState(IncrementalState):
                 yield Item(position, update, state=state, state_user=str(user_id), key=user_id)
 
     def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
-        statement = sql.leavers_statement(
-            self.dialect,
-            self.placeholder,
-            self.table,
-            sql=self._sql_of(segment),
-            parameters=segment.parameters,
-            state_key=self.state_key,
-            user_id_field=segment.user_id_field,
-        )
+        statement = sql.leavers_statement(*self._against(segment))
         cursor = self._execute(statement.sql, statement.parameters)
         rows: list[tuple[str, str]] = cursor.fetchall()
         cursor.close()

@@ -71,12 +71,14 @@ def stream_statement(hook: Any, sql: str, parameters: Any = None, fetch_size: in
             for row in rows:
                 yield dict(zip(columns, row, strict=False))
     finally:
-        if cursor is not None:
+        # Closing a half-read cursor (a server-side one, or mysql-connector's unbuffered one: "Unread result
+        # found") must not hide the real error, nor fail a stream dropped on purpose (a paused sync).
+        for closing in (cursor, conn):
             try:
-                cursor.close()
-            except Exception:  # closing a half-read server-side cursor must not hide the real error
-                log.debug("cursor close failed", exc_info=True)
-        conn.close()
+                if closing is not None:
+                    closing.close()
+            except Exception:
+                log.debug("closing a half-read %s failed", type(closing).__name__, exc_info=True)
 
 
 def sql_hook(sql_conn_id: str) -> Any:
@@ -102,6 +104,7 @@ def query_columns(hook: Any, sql: str, parameters: Any = None) -> list[str]:
         text = describe_sql(sql)
         cursor.execute(text, parameters) if parameters is not None else cursor.execute(text)
         names = [str(d[0]) for d in cursor.description or ()]
+        cursor.fetchall()  # no row; an unbuffered driver (mysql-connector) refuses to close an unread result
         cursor.close()
         return names
     finally:

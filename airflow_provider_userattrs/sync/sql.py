@@ -21,9 +21,9 @@ Every value is bound (state key, attribute names, resume keys, timestamps); iden
 query is always wrapped as a subquery on lines of its own, so a trailing comment or ``;`` cannot swallow
 what follows.
 
-Engines tested for real: SQLite, PostgreSQL, DuckDB. Snowflake, BigQuery, Redshift and Databricks: the
-statements are parsed with sqlglot in those dialects (tests/sync/test_sql.py) and the shared shapes run on
-the local engines.
+Engines tested for real (tests/sync/test_warehouses.py): SQLite, PostgreSQL, DuckDB, MariaDB. Snowflake,
+BigQuery, Redshift and Databricks: the statements are parsed with sqlglot in those dialects
+(tests/sync/test_sql.py), and their ``MERGE`` runs on PostgreSQL and DuckDB.
 """
 
 from __future__ import annotations
@@ -92,9 +92,7 @@ DIALECTS: dict[str, SqlDialect] = {
     "duckdb": SqlDialect(
         "duckdb", "DuckDB", text_type="VARCHAR", named="${}", array_rows="SELECT {}", array_cast="unnest({}::VARCHAR[])"
     ),
-    "mysql": SqlDialect(
-        "mysql", "MySQL / MariaDB", quote="`", text_type="CHAR", upsert="on_duplicate_key", tested="parsed"
-    ),
+    "mysql": SqlDialect("mysql", "MySQL / MariaDB", quote="`", text_type="CHAR", upsert="on_duplicate_key"),
     "snowflake": SqlDialect("snowflake", "Snowflake", text_type="VARCHAR", upsert="merge", tested="parsed"),
     "bigquery": SqlDialect(
         "bigquery",
@@ -162,7 +160,7 @@ class Binder:
         self.by_name = isinstance(user_parameters, Mapping)
         self.user_parameters = user_parameters
         self._values: list[Any] = []
-        self._escaped = False
+        self._sources: list[str] = []
 
     def bind(self, value: Any) -> str:
         """The placeholder of ``value``, remembered in text order."""
@@ -172,23 +170,30 @@ class Binder:
         return self.placeholder
 
     def source(self, sql: str) -> str:
-        """The user's query as a subquery. A query given without parameters was never passed through the
-        driver's formatting; now that values are bound, a ``%`` of a format-style driver (psycopg2:
-        ``LIKE '%@gmail.com'``) must be doubled to stay a ``%``."""
-        if self.user_parameters is None and "%" in self.placeholder:
-            sql = sql.replace("%", "%%")
-            self._escaped = True
-        return subquery(sql)
+        """The user's query as a subquery (a token :meth:`statement` replaces).
+
+        A query given without parameters was never passed through the driver's formatting: if values are bound
+        to the statement, a ``%`` of a format-style driver (psycopg: ``LIKE '%@gmail.com'``) must be doubled to
+        stay a ``%``; if none are, it must stay single (mysql-connector formats nothing without values).
+        """
+        self._sources.append(sql)
+        return f"\x00userattrs_source_{len(self._sources) - 1}\x00"
 
     def statement(self, sql: str, *, user_first: bool = True) -> Statement:
         """The statement, its values after (or before) the user's own, the way their placeholders appear."""
         if self.by_name:
             named = {f"userattrs_{i}": v for i, v in enumerate(self._values)}
-            return Statement(sql, {**dict(self.user_parameters), **named})
+            return Statement(self._with_sources(sql, escape=False), {**dict(self.user_parameters), **named})
         user = list(self.user_parameters or [])
         values = [*user, *self._values] if user_first else [*self._values, *user]
-        # An escaped text must go through the driver's formatting (``%%`` -> ``%``), even with no value.
-        return Statement(sql, values if values or self._escaped else None)
+        escape = bool(values) and self.user_parameters is None and "%" in self.placeholder
+        return Statement(self._with_sources(sql, escape=escape), values or None)
+
+    def _with_sources(self, sql: str, *, escape: bool) -> str:
+        for index, source in enumerate(self._sources):
+            text = source.replace("%", "%%") if escape else source
+            sql = sql.replace(f"\x00userattrs_source_{index}\x00", subquery(text))
+        return sql
 
 
 def subquery(sql: str) -> str:
@@ -316,11 +321,11 @@ def diff_statement(
     dialect: SqlDialect,
     placeholder: str,
     table: str,
-    *,
     sql: str,
     parameters: Any,
     state_key: str,
     user_id_field: str,
+    *,
     attributes: Sequence[tuple[str, str]],
     full_refresh: bool,
 ) -> Statement:
@@ -358,7 +363,7 @@ def diff_statement(
 
 
 def leavers_statement(
-    dialect: SqlDialect, placeholder: str, table: str, *, sql: str, parameters: Any, state_key: str, user_id_field: str
+    dialect: SqlDialect, placeholder: str, table: str, sql: str, parameters: Any, state_key: str, user_id_field: str
 ) -> Statement:
     """(user, attribute) of the state whose user is no longer in the segment, by user.
 

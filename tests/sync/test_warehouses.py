@@ -1,9 +1,9 @@
-"""The source side on every engine that runs here, through one parametrised suite: SQLite, PostgreSQL and
-DuckDB, each through its real Airflow provider hook (from an Airflow connection), with the SQL of
+"""The source side on every engine that runs here, through one parametrised suite: SQLite, PostgreSQL, DuckDB
+and MariaDB, each through its real Airflow provider hook (from an Airflow connection), with the SQL of
 ``sync/sql.py`` and ``sync/keyset.py``.
 
 Streaming, resume by key (a try killed mid-run, the table's physical order changed, the next try) and
-incremental sync (first run, unchanged re-run, 1 % changed, a leaver) run on all three.
+incremental sync (first run, unchanged re-run, 1 % changed, a leaver) run on all four.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from airflow_provider_userattrs.sync.sources import from_records, keyed_rows, st
 from airflow_provider_userattrs.sync.storage import FailureFolder
 from tests.sync.fakes import Crash, FakeHook, FakeVendor
 
-ENGINES = ["sqlite", "postgres", "duckdb"]
+ENGINES = ["sqlite", "postgres", "duckdb", "mariadb"]
 CONN_ID = "userattrs_wh_suite"
 USERS = 400
 
@@ -44,6 +44,11 @@ class Warehouse:
     reorder: Callable[[], None]
     """Changes the table's physical order (the rows an unordered SELECT returns first)."""
     state_table: str = "userattrs_sync_state"
+    quote: str = '"'
+    placeholder: str = "?"
+
+    def q(self, name: str) -> str:
+        return self.quote + name + self.quote
 
     def fill(self, rows: Sequence[tuple[Any, ...]], columns: str = "user_id, plan, score") -> None:
         values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
@@ -58,7 +63,8 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-CREATE = 'CREATE TABLE {table} (user_id VARCHAR(64), plan VARCHAR(64), score INTEGER, "order" VARCHAR(16))'
+CREATE = "CREATE TABLE {table} (user_id VARCHAR(64), plan VARCHAR(64), score INTEGER, {q}order{q} VARCHAR(16))"
+DQ = '"'
 
 
 def _sqlite(tmp_path, monkeypatch) -> Iterator[Warehouse]:
@@ -75,7 +81,7 @@ def _sqlite(tmp_path, monkeypatch) -> Iterator[Warehouse]:
         )
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    execute(CREATE.format(table="segment"))
+    execute(CREATE.format(table="segment", q=DQ))
     yield Warehouse("sqlite", "segment", execute, reorder)
 
 
@@ -101,9 +107,13 @@ def _postgres(request, monkeypatch) -> Iterator[Warehouse]:
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test"}),
     )
-    execute(f"CREATE SCHEMA {schema}; {CREATE.format(table=table)}; CREATE INDEX segment_score ON {table} (score)")
+    execute(
+        f"CREATE SCHEMA {schema}; {CREATE.format(table=table, q=DQ)}; CREATE INDEX segment_score ON {table} (score)"
+    )
     try:
-        yield Warehouse("postgres", table, execute, reorder, state_table=f"{schema}.userattrs_sync_state")
+        yield Warehouse(
+            "postgres", table, execute, reorder, state_table=f"{schema}.userattrs_sync_state", placeholder="%s"
+        )
     finally:
         execute(f"DROP SCHEMA {schema} CASCADE")
 
@@ -124,8 +134,43 @@ def _duckdb(tmp_path, monkeypatch) -> Iterator[Warehouse]:
         )
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "duckdb", "host": path}))
-    execute(CREATE.format(table="segment"))
+    execute(CREATE.format(table="segment", q=DQ))
     yield Warehouse("duckdb", "segment", execute, reorder)
+
+
+def _mariadb(request, monkeypatch) -> Iterator[Warehouse]:
+    import mysql.connector
+
+    server = request.getfixturevalue("mariadb_server")
+    database = f"userattrs_suite_{uuid.uuid4().hex[:8]}"
+
+    def execute(sql: str) -> None:
+        conn = mysql.connector.connect(**{**server, "database": None}, autocommit=True)
+        cursor = conn.cursor()
+        for statement in sql.split(";\n"):
+            cursor.execute(statement)
+        conn.close()
+
+    def reorder() -> None:  # InnoDB without a key keeps insertion order: rewrite the table in another one
+        execute(
+            f"CREATE TABLE {database}.moved AS SELECT * FROM {database}.segment ORDER BY score DESC, user_id DESC;\n"
+            f"DROP TABLE {database}.segment;\nRENAME TABLE {database}.moved TO {database}.segment"
+        )
+
+    connection = {
+        "conn_type": "mysql",
+        "host": server["host"],
+        "port": server["port"],
+        "login": server["user"],
+        "schema": database,
+        "extra": {"client": "mysql-connector-python"},  # the provider's pure-Python client (no C build)
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    execute(f"CREATE DATABASE {database};\n{CREATE.format(table=database + '.segment', q='`')}")
+    try:
+        yield Warehouse("mariadb", f"{database}.segment", execute, reorder, quote="`", placeholder="%s")
+    finally:
+        execute(f"DROP DATABASE {database}")
 
 
 @pytest.fixture(params=ENGINES)
@@ -135,6 +180,9 @@ def warehouse(request, tmp_path, monkeypatch) -> Iterator[Warehouse]:
         yield from _postgres(request, monkeypatch)
     elif request.param == "duckdb":
         yield from _duckdb(tmp_path, monkeypatch)
+    elif request.param == "mariadb":
+        request.applymarker(pytest.mark.mariadb)
+        yield from _mariadb(request, monkeypatch)
     else:
         yield from _sqlite(tmp_path, monkeypatch)
 
@@ -219,7 +267,7 @@ def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "
         "user_id",
         options.pop("attributes", {"plan": "plan", "score": "score", "order": "order number"}),
         lambda: [],
-        options.pop("sql", f'SELECT user_id, plan, score, "order" FROM {warehouse.table}'),
+        options.pop("sql", f"SELECT user_id, plan, score, {warehouse.q('order')} FROM {warehouse.table}"),
         options.pop("parameters", None),
         fetch_size=64,
     )
@@ -232,7 +280,9 @@ def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "
 
 def test_incremental_first_run_unchanged_rerun_one_percent_changed_and_a_leaver(warehouse, tmp_path):
     users = shuffled_users()
-    warehouse.fill([(u, p, s, f"#{i}") for i, (u, p, s) in enumerate(users)], 'user_id, plan, score, "order"')
+    warehouse.fill(
+        [(u, p, s, f"#{i}") for i, (u, p, s) in enumerate(users)], f"user_id, plan, score, {warehouse.q('order')}"
+    )
     world = FakeVendor()
     first = _incremental(warehouse, world, tmp_path)
     assert first.incremental is not None and first.incremental.changed_users == USERS
@@ -257,7 +307,7 @@ def test_incremental_first_run_unchanged_rerun_one_percent_changed_and_a_leaver(
 def test_incremental_binds_the_state_key_and_query_parameters(warehouse, tmp_path):
     warehouse.fill(shuffled_users(20))
     world = FakeVendor()
-    mark = {"sqlite": "?", "duckdb": "?", "postgres": "%s"}[warehouse.engine]
+    mark = warehouse.placeholder
     sql = f"SELECT user_id, plan, score FROM {warehouse.table} WHERE score >= {mark}"
     options = {"attributes": ["plan", "score"], "sql": sql, "parameters": [50]}
     key = "o'brien; DROP TABLE x --"
