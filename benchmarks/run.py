@@ -1508,7 +1508,7 @@ def scenario_warehouses(sizes: Sizes, report: Report) -> Section:
     command = [sys.executable, "-m", "benchmarks.warehouses", "--users", str(users), "--out", str(out)]
     env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
-    section = Section("8. Incremental diff per warehouse engine (SQLite, PostgreSQL, DuckDB)")
+    section = Section("8. Incremental diff per warehouse engine (SQLite, PostgreSQL, DuckDB, MariaDB)")
     if done.returncode != 0:
         section.intro = f"Failed: {done.stderr[-800:]}"
         report.targets.append(Target("Warehouses: incremental diff on every local engine", "failed", False))

@@ -1,6 +1,6 @@
 """Incremental diff per warehouse engine at 1M rows: time and peak memory, against a plain read in the same run.
 
-    python -m benchmarks.warehouses --users 1000000 [--engines sqlite,postgres,duckdb] [--out section.md]
+    python -m benchmarks.warehouses --users 1000000 [--engines sqlite,postgres,duckdb,mariadb] [--out section.md]
 
 For each engine a ``segment`` table of ``--users`` rows (user id, 3 attributes) is created in the engine
 itself, in a shuffled physical order. Then, in a fresh interpreter per engine (``--worker``), through the
@@ -38,7 +38,9 @@ PG_SCHEMA = "userattrs_bench_wh"
 CONN_ID = "bench_warehouse"
 ATTRIBUTES = ["plan", "score", "ltv"]
 CHUNK = 20_000
-LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL", "duckdb": "DuckDB"}
+LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL", "duckdb": "DuckDB", "mariadb": "MariaDB"}
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+MARIADB_DATABASE = "userattrs_bench_wh"
 
 # Rows in a shuffled physical order: ids permuted by a multiplier prime to the size.
 _ROW = "'u' || {id} AS user_id, 'plan-' || CAST(g % 7 AS {text}) AS plan, g % 101 AS score, (g % 1000) * 1.5 AS ltv"
@@ -47,6 +49,11 @@ _ROW = "'u' || {id} AS user_id, 'plan-' || CAST(g % 7 AS {text}) AS plan, g % 10
 def _select(engine: str, users: int) -> str:
     if engine == "sqlite":
         return _ROW.format(id=f"printf('%08d', (g * 7919) % {users})", text="TEXT")
+    if engine == "mariadb":
+        return (
+            f"CONCAT('u', LPAD((g * 7919) % {users}, 8, '0')) AS user_id, CONCAT('plan-', g % 7) AS plan, "
+            "g % 101 AS score, (g % 1000) * 1.5 AS ltv"
+        )
     text = "VARCHAR" if engine == "duckdb" else "TEXT"
     return _ROW.format(id=f"lpad(CAST((CAST(g AS BIGINT) * 7919) % {users} AS {text}), 8, '0')", text=text)
 
@@ -72,6 +79,27 @@ def _build(engine: str, users: int, workdir: Path) -> tuple[dict[str, Any], str]
         with duckdb.connect(str(path)) as conn:
             conn.execute(f"CREATE OR REPLACE TABLE segment AS SELECT {select} FROM range(1, {users + 1}) t(g)")
         return {"conn_type": "duckdb", "host": str(path)}, "segment"
+    if engine == "mariadb":
+        import mysql.connector
+
+        conn = mysql.connector.connect(**MARIADB, autocommit=True)
+        cursor = conn.cursor()
+        cursor.execute(f"DROP DATABASE IF EXISTS {MARIADB_DATABASE}")  # its state table too
+        cursor.execute(f"CREATE DATABASE {MARIADB_DATABASE}")
+        cursor.execute(  # MariaDB's Sequence engine: seq_1_to_N is a table of 1..N
+            f"CREATE TABLE {MARIADB_DATABASE}.segment AS SELECT {select} FROM (SELECT seq AS g FROM "
+            f"{MARIADB_DATABASE}.seq_1_to_{users}) s"
+        )
+        conn.close()
+        connection = {
+            "conn_type": "mysql",
+            "host": MARIADB["host"],
+            "port": MARIADB["port"],
+            "login": MARIADB["user"],
+            "schema": MARIADB_DATABASE,
+            "extra": {"client": "mysql-connector-python"},
+        }
+        return connection, f"{MARIADB_DATABASE}.segment"
     import psycopg2
 
     conn = psycopg2.connect(PG_DSN)
@@ -98,6 +126,12 @@ def _change(engine: str, connection: dict[str, Any], table: str, share: float) -
 
         with duckdb.connect(connection["host"]) as conn:
             conn.execute(update)
+    elif engine == "mariadb":
+        import mysql.connector
+
+        mysql_conn = mysql.connector.connect(**MARIADB, autocommit=True)
+        mysql_conn.cursor().execute(update.replace("AS INTEGER", "AS UNSIGNED"))
+        mysql_conn.close()
     else:
         import psycopg2
 
@@ -226,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--changed", type=float, default=0.01)
-    parser.add_argument("--engines", default="sqlite,postgres,duckdb")
+    parser.add_argument("--engines", default="sqlite,postgres,duckdb,mariadb")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
