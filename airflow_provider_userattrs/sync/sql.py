@@ -61,14 +61,16 @@ class SqlDialect:
     named: str = "%({})s"
     """A named parameter, for a user's query bound by name (a mapping of ``parameters``)."""
     key_type: str = "VARCHAR({})"
+    value_type: str = ""
+    """The state's ``value`` column (default: ``text_type``)."""
     primary_key: str = "PRIMARY KEY ({})"
     named_cursor: bool = False
     """PostgreSQL: ``cursor(name=...)`` is a server-side cursor, the rows travel ``fetch_size`` at a time
     (other drivers stream with ``fetchmany`` on a plain cursor)."""
     array_rows: str | None = None
     """Rows from one array parameter per column (``{}``: the placeholder): the state's upsert then sends
-    10,000 rows in one statement with 5 values, instead of 500 rows with 2,500 values (measured at 60,000 state
-    rows: PostgreSQL 2.3 s -> see BENCHMARKS.md section 8)."""
+    10,000 rows in one statement with 5 values, instead of 500 rows with 2,500 values (a first run of 20,000
+    users: PostgreSQL 2.9 -> 1.8 s, DuckDB 5.6 -> 1.4 s; BENCHMARKS.md section 8)."""
     array_cast: str = "{}"
     """One column's array parameter in ``array_rows``."""
     reads_block_writes: bool = False
@@ -92,7 +94,17 @@ DIALECTS: dict[str, SqlDialect] = {
     "duckdb": SqlDialect(
         "duckdb", "DuckDB", text_type="VARCHAR", named="${}", array_rows="SELECT {}", array_cast="unnest({}::VARCHAR[])"
     ),
-    "mysql": SqlDialect("mysql", "MySQL / MariaDB", quote="`", text_type="CHAR", upsert="on_duplicate_key"),
+    # A binary collation: MySQL's default one is case-insensitive, so "Gold" -> "gold" would not be a change, and
+    # users "A@x.com" and "a@x.com" would share a state row.
+    "mysql": SqlDialect(
+        "mysql",
+        "MySQL / MariaDB",
+        quote="`",
+        text_type="CHAR",
+        upsert="on_duplicate_key",
+        key_type="VARCHAR({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        value_type="TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    ),
     "snowflake": SqlDialect("snowflake", "Snowflake", text_type="VARCHAR", upsert="merge", tested="parsed"),
     "bigquery": SqlDialect(
         "bigquery",
@@ -241,7 +253,7 @@ def create_state_table(dialect: SqlDialect, table: str) -> str:
         f"{q('state_key')} {key.format(200)} NOT NULL",
         f"{q('user_id')} {key.format(255)} NOT NULL",
         f"{q('attribute')} {key.format(255)} NOT NULL",
-        f"{q('value')} {dialect.text_type if dialect.name != 'mysql' else 'TEXT'}",
+        f"{q('value')} {dialect.value_type or dialect.text_type}",
         f"{q('synced_at')} {key.format(40)}",
     ]
     if dialect.primary_key:
@@ -372,7 +384,9 @@ def leavers_statement(
     """
     binder = Binder(dialect, placeholder, parameters)
     q = dialect.quoted
-    present = f"SELECT DISTINCT {dialect.text('src.' + q(user_id_field))} AS uid FROM {binder.source(sql)} src"
+    # No DISTINCT: a case-insensitive collation (MySQL's default) would fold "A@x.com" and "a@x.com" into one,
+    # and the other would look gone. Duplicates only repeat rows the anti-join drops anyway.
+    present = f"SELECT {dialect.text('src.' + q(user_id_field))} AS uid FROM {binder.source(sql)} src"
     text = (
         f"SELECT s.{q('user_id')}, s.{q('attribute')} FROM {q(table)} s LEFT JOIN ({present}) present "
         f"ON present.uid = s.{q('user_id')} WHERE s.{q('state_key')} = {binder.bind(state_key)} "

@@ -318,3 +318,16 @@ def test_incremental_binds_the_state_key_and_query_parameters(warehouse, tmp_pat
     assert again.incremental is not None and again.incremental.changed_users == 0
     other = _incremental(warehouse, world, tmp_path, key="another sync", **dict(options))
     assert other.incremental is not None and other.incremental.changed_users == expected  # keys kept apart
+
+
+def test_incremental_sees_a_change_of_case_and_keeps_ids_differing_by_case_apart(warehouse, tmp_path):
+    warehouse.fill([("u1", "Gold", 1), ("U1", "gold", 2), ("u2", "silver", 3)])
+    world = FakeVendor()
+    options = {"attributes": ["plan"], "sql": f"SELECT user_id, plan FROM {warehouse.table}"}
+    first = _incremental(warehouse, world, tmp_path, **dict(options))
+    assert first.incremental is not None and first.incremental.changed_users == 3  # u1 and U1 are two users
+    warehouse.execute(f"UPDATE {warehouse.table} SET plan = 'GOLD' WHERE score = 1")  # u1 (MySQL: 'u1' = 'U1')
+    second = _incremental(warehouse, world, tmp_path, **dict(options))
+    assert second.incremental is not None
+    assert (second.incremental.changed_users, second.incremental.removed_users) == (1, 0)
+    assert world.stored["u1"]["plan"] == "GOLD" and world.stored["U1"]["plan"] == "gold"
