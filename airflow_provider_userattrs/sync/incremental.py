@@ -237,7 +237,7 @@ class WarehouseState(IncrementalState):
                 values[renames.get(name, name)] = row.get(name)
                 state[renames.get(name, name)] = current
             if user_id is None:
-                yield Item(position, None, f"record {position}: field {user_id_field!r} (the user id) is NULL")
+                yield Item(position, None, f"field {user_id_field!r} (the user id) is NULL")
             elif values:
                 update = UserUpdate(user_id, values)
                 yield Item(position, update, state=state, state_user=str(user_id), key=user_id)

@@ -161,17 +161,17 @@ def from_records(
     rest = itertools.islice(records, start, None) if skip else records
     for position, record in enumerate(rest, start=start):
         if not isinstance(record, Mapping):
-            yield Item(position, None, f"record {position} is a {type(record).__name__}, not a mapping")
+            yield Item(position, None, f"the record is a {type(record).__name__}, not a mapping")
             continue
         if user_id_field not in record:
-            yield Item(position, None, f"record {position} has no field {user_id_field!r} (the user id)")
+            yield Item(position, None, f"the record has no field {user_id_field!r} (the user id)")
             continue
         user_id = record[user_id_field]
         if user_id is None:
             yield Item(
                 position,
                 None,
-                f"record {position}: field {user_id_field!r} (the user id) is NULL",
+                f"field {user_id_field!r} (the user id) is NULL",
                 row=record,
             )
             continue
@@ -193,7 +193,7 @@ def from_user_ids(
     for position, raw in enumerate(rest, start=start):
         user_id = next(iter(raw.values()), None) if isinstance(raw, Mapping) else raw  # a SQL row: its first column
         if user_id is None:
-            yield Item(position, None, f"record {position}: the user id is NULL", row=raw)
+            yield Item(position, None, "the user id is NULL", row=raw)
             continue
         yield Item(position, UserUpdate(user_id, {attribute: value}), key=user_id, row=raw)
 

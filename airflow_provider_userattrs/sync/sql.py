@@ -75,7 +75,6 @@ class SqlDialect:
     """One column's array parameter in ``array_rows``."""
     reads_block_writes: bool = False
     """SQLite: no other connection writes while a read is open, so the diff is materialised first."""
-    tested: Literal["real", "parsed", "none"] = "real"
 
     def quoted(self, name: str) -> str:
         """``name`` as an identifier (a ``schema.table`` quoted part by part), embedded quotes doubled."""
@@ -105,7 +104,7 @@ DIALECTS: dict[str, SqlDialect] = {
         key_type="VARCHAR({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
         value_type="TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
     ),
-    "snowflake": SqlDialect("snowflake", "Snowflake", text_type="VARCHAR", upsert="merge", tested="parsed"),
+    "snowflake": SqlDialect("snowflake", "Snowflake", text_type="VARCHAR", upsert="merge"),
     "bigquery": SqlDialect(
         "bigquery",
         "BigQuery",
@@ -114,9 +113,8 @@ DIALECTS: dict[str, SqlDialect] = {
         upsert="merge",
         key_type="STRING",
         primary_key="PRIMARY KEY ({}) NOT ENFORCED",
-        tested="parsed",
     ),
-    "redshift": SqlDialect("redshift", "Redshift", text_type="VARCHAR(65535)", upsert="merge", tested="parsed"),
+    "redshift": SqlDialect("redshift", "Redshift", text_type="VARCHAR(65535)", upsert="merge"),
     "databricks": SqlDialect(
         "databricks",
         "Databricks",
@@ -126,7 +124,6 @@ DIALECTS: dict[str, SqlDialect] = {
         named=":{}",
         key_type="STRING",
         primary_key="",
-        tested="parsed",
     ),
 }
 """The one table of per-engine SQL facts, by common-sql's dialect name."""
@@ -148,7 +145,7 @@ def dialect_of(hook: Any) -> SqlDialect:
     if known is not None:
         return known
     quote = str(getattr(hook, "escape_word_format", '"{}"') or '"{}"')[:1] or '"'
-    return SqlDialect(name, name, quote=quote, text_type="VARCHAR(4000)", upsert=None, tested="none")
+    return SqlDialect(name, name, quote=quote, text_type="VARCHAR(4000)", upsert=None)
 
 
 @dataclass(frozen=True)
