@@ -1500,21 +1500,28 @@ def scenario_quota(sandbox: Sandbox, sizes: Sizes, report: Report) -> Section:
     )
 
 
+def _markdown_of(module: str, users: int) -> tuple[str | None, str]:
+    """Run ``python -m <module> --users N --out FILE`` in a fresh interpreter: its markdown, or None and why."""
+    out = Path(tempfile.mkstemp(suffix=".md")[1])
+    command = [sys.executable, "-m", module, "--users", str(users), "--out", str(out)]
+    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    text = out.read_text() if done.returncode == 0 else None
+    out.unlink()
+    return text, f"Failed: {done.stderr[-800:]}"
+
+
 def scenario_warehouses(sizes: Sizes, report: Report) -> Section:
     """Scenario 8 (``benchmarks/warehouses.py``): the incremental diff per engine, time and peak memory."""
     users = 20_000 if sizes.name == "quick" else 1_000_000
     progress(f"scenario 8: incremental diff per warehouse engine, {users:,} rows")
-    out = Path(tempfile.mkstemp(suffix=".md")[1])
-    command = [sys.executable, "-m", "benchmarks.warehouses", "--users", str(users), "--out", str(out)]
-    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    text, failure = _markdown_of("benchmarks.warehouses", users)
     section = Section("8. Incremental diff per warehouse engine (SQLite, PostgreSQL, DuckDB, MariaDB)")
-    if done.returncode != 0:
-        section.intro = f"Failed: {done.stderr[-800:]}"
+    if text is None:
+        section.intro = failure
         report.targets.append(Target("Warehouses: incremental diff on every local engine", "failed", False))
         return section
-    section.tables.append(("", out.read_text()))
-    out.unlink()
+    section.tables.append(("", text))
     section.bounds = (
         "The engine's join of the segment with the state (one LEFT JOIN per attribute) and its sort by user id; "
         "rows that did not change never reach Python, so memory stays that of the engine's own buffers."
@@ -1526,17 +1533,12 @@ def scenario_incremental(sizes: Sizes, report: Report) -> Section:
     """Incremental against full sync, in a fresh interpreter with a sandbox of its own (benchmarks.incremental)."""
     users = 20_000 if sizes.name == "quick" else 1_000_000
     progress(f"scenario 6: incremental sync, {users:,}-user segment, 1% changed")
-    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}
-    out = Path(tempfile.mkstemp(suffix=".md")[1])
-    command = [sys.executable, "-m", "benchmarks.incremental", "--users", str(users), "--out", str(out)]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    text, failure = _markdown_of("benchmarks.incremental", users)
     section = Section("6. Incremental sync against a full sync (`incremental=True`)")
-    if done.returncode != 0:
-        section.intro = f"Failed: {done.stderr[-800:]}"
+    if text is None:
+        section.intro = failure
         report.targets.append(Target("Incremental: 1% changed sends requests for those users only", "failed", False))
         return section
-    text = out.read_text()
-    out.unlink()
     section.tables.append(("", text))
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     changed = next(r for r in rows if "changed" in r[0] and "nothing" not in r[0])

@@ -65,6 +65,11 @@ def _literal(value: Any) -> str:
 
 CREATE = "CREATE TABLE {table} (user_id VARCHAR(64), plan VARCHAR(64), score INTEGER, {q}order{q} VARCHAR(16))"
 DQ = '"'
+REWRITE_REORDERED = (
+    "CREATE TABLE moved AS SELECT * FROM segment ORDER BY score DESC, user_id DESC; DROP TABLE segment; "
+    "ALTER TABLE moved RENAME TO segment;"
+)
+"""SQLite and DuckDB return rows in insertion order: the table rewritten in another one."""
 
 
 def _sqlite(tmp_path, monkeypatch) -> Iterator[Warehouse]:
@@ -75,10 +80,7 @@ def _sqlite(tmp_path, monkeypatch) -> Iterator[Warehouse]:
             conn.executescript(sql)
 
     def reorder() -> None:  # SQLite keeps rows in rowid order: rewrite the table in another one
-        execute(
-            "CREATE TABLE moved AS SELECT * FROM segment ORDER BY score DESC, user_id DESC; DROP TABLE segment; "
-            "ALTER TABLE moved RENAME TO segment;"
-        )
+        execute(REWRITE_REORDERED)
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     execute(CREATE.format(table="segment", q=DQ))
@@ -128,10 +130,7 @@ def _duckdb(tmp_path, monkeypatch) -> Iterator[Warehouse]:
             conn.execute(sql)
 
     def reorder() -> None:  # DuckDB returns rows in insertion order: rewrite the table in another one
-        execute(
-            "CREATE TABLE moved AS SELECT * FROM segment ORDER BY score DESC, user_id DESC; DROP TABLE segment; "
-            "ALTER TABLE moved RENAME TO segment;"
-        )
+        execute(REWRITE_REORDERED)
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "duckdb", "host": path}))
     execute(CREATE.format(table="segment", q=DQ))
@@ -201,7 +200,8 @@ def test_rows_stream_in_id_order_nulls_first_and_resume_after_any_settled_row(wa
     warehouse.fill(rows)
     sql = f"SELECT user_id, plan, score FROM {warehouse.table}"  # no ORDER BY
     assert len(list(stream_sql(CONN_ID, sql, fetch_size=7))) == len(rows)
-    _, ordered = keyed_rows(CONN_ID, sql, None, "user_id", ResumePoint(), fetch_size=7)
+    key, ordered = keyed_rows(CONN_ID, sql, None, None, ResumePoint(), fetch_size=7)
+    assert key == "user_id"  # no user_id_field (a mass update's ids): the query's first column
     everything = [(r["user_id"], r["plan"]) for r in ordered]
     ids = [user for user, _ in everything]
     assert ids[0] is None and ids[1:] == sorted(ids[1:]) and len(everything) == len(rows)
