@@ -189,11 +189,12 @@ class UserAttributesSyncOperator(BaseOperator):
     def _sql_rows(self) -> Iterator[sources.Row]:
         return sources.stream_sql(self._sql_conn_id(), self.sql or "", self.parameters, self.fetch_size)
 
-    def _keyed_sql_rows(self, key_column: str | None, point: ResumePoint) -> tuple[str, Iterator[sources.Row]]:
-        """The query's rows in user-id order from ``point`` on, and the id's column (None: the first)."""
-        return sources.keyed_rows(
+    def _keyed_sql_rows(self, key_column: str | None, point: ResumePoint) -> Iterator[sources.Row]:
+        """The query's rows in order of ``key_column`` (None: its first column) from ``point`` on."""
+        _, rows = sources.keyed_rows(
             self._sql_conn_id(), self.sql or "", self.parameters, key_column, point, self.fetch_size
         )
+        return rows
 
     def _sql_conn_id(self) -> str:
         if not self.sql_conn_id:

@@ -62,7 +62,7 @@ class MassUpdateOperator(UserAttributesSyncOperator):
         """
         if not self.sql:
             return sources.from_user_ids(self.user_ids or [], self.attribute, self.value, point.offset)
-        _, rows = self._keyed_sql_rows(None, point)
+        rows = self._keyed_sql_rows(None, point)
         return sources.from_user_ids(rows, self.attribute, self.value, point.offset, skip=False)
 
     def source_size(self) -> int | None:

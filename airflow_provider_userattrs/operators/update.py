@@ -67,7 +67,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
         """
         if not self.sql:
             return sources.from_records(self.records or [], self.user_id_field, self.attributes, point.offset)
-        _, rows = self._keyed_sql_rows(self.user_id_field, point)
+        rows = self._keyed_sql_rows(self.user_id_field, point)
         return sources.from_records(rows, self.user_id_field, self.attributes, point.offset, skip=False)
 
     def source_size(self) -> int | None:

@@ -153,7 +153,7 @@ class WarehouseState(IncrementalState):
 
     def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
         query = self._sql_of(segment)
-        assert self.conn is not None  # the state table exists before the diff joins it
+        self.conn  # noqa: B018  # opens the connection and creates the state table before the diff joins it
         columns = query_columns(self.hook, query, segment.parameters)
         uid = segment.user_id_field
         if uid not in columns:

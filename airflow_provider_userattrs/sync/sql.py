@@ -188,13 +188,13 @@ class Binder:
         self._sources.append(sql)
         return f"\x00userattrs_source_{len(self._sources) - 1}\x00"
 
-    def statement(self, sql: str, *, user_first: bool = True) -> Statement:
-        """The statement, its values after (or before) the user's own, the way their placeholders appear."""
+    def statement(self, sql: str) -> Statement:
+        """The statement, its values after the user's own (every builder here puts the user's query first)."""
         if self.by_name:
             named = {f"userattrs_{i}": v for i, v in enumerate(self._values)}
             return Statement(self._with_sources(sql, escape=False), {**dict(self.user_parameters), **named})
         user = list(self.user_parameters or [])
-        values = [*user, *self._values] if user_first else [*self._values, *user]
+        values = [*user, *self._values]
         escape = bool(values) and self.user_parameters is None and "%" in self.placeholder
         return Statement(self._with_sources(sql, escape=escape), values or None)
 
