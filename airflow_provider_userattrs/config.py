@@ -137,11 +137,6 @@ class HookSettings:
         "live", "Fyno environment: live or test.", label="Version", vendors=("fyno",), choices=("live", "test")
     )
 
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any], **overrides: Any) -> HookSettings:
-        """Settings from a connection's extras and overrides (kept for callers of the 0.1 API)."""
-        return parse_settings(extra, overrides, where="connection")
-
 
 SETTING_FIELDS: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(HookSettings)
 _TYPES: dict[str, Any] = typing.get_type_hints(HookSettings)
@@ -236,7 +231,13 @@ def _shown(raw: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_settings(extra: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, where: str) -> HookSettings:
+def parse_settings(
+    extra: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    where: str,
+    overrides_name: str = "hook_params",
+) -> HookSettings:
     """Every setting from ``extra`` (the connection) and ``overrides`` (``hook_params``), checked.
 
     ``None`` or an empty string means the default, whichever side it comes from. An unknown extra is
@@ -247,7 +248,7 @@ def parse_settings(extra: Mapping[str, Any], overrides: Mapping[str, Any] | None
     unknown_params = sorted(set(overrides) - KNOWN_EXTRAS)
     if unknown_params:
         raise ConnectionConfigError(
-            f"{where}: hook_params has unknown setting(s) {', '.join(map(repr, unknown_params))}; "
+            f"{where}: {overrides_name} has unknown setting(s) {', '.join(map(repr, unknown_params))}; "
             f"known settings: {', '.join(sorted(KNOWN_EXTRAS))}"
         )
     unknown_extras = sorted(str(k) for k in set(extra) - KNOWN_EXTRAS)
@@ -256,7 +257,7 @@ def parse_settings(extra: Mapping[str, Any], overrides: Mapping[str, Any] | None
     values: dict[str, Any] = {}
     for spec in SETTING_FIELDS:
         origin, raw = (
-            ("hook_params", overrides[spec.name])
+            (overrides_name, overrides[spec.name])
             if overrides.get(spec.name) is not None
             else (
                 "extra",

@@ -23,8 +23,9 @@ class Outcome(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     POSTPONED = "postponed"
-    """Not sent: the vendor's quota asked for a wait longer than ``defer_after``. Only a caller that asked
-    for it (``hook.defer_long_waits``, which the operators set) sees this; the user is sent after the wait."""
+    """Not sent: the vendor's quota asked for a wait longer than ``defer_after``. Only a client built to
+    defer long waits (``connect(..., defer_long_waits=True)``, as the operators build theirs) answers this,
+    with the time it may go in ``not_before``; the user is sent after the wait."""
 
     @property
     def is_failure(self) -> bool:
@@ -44,6 +45,8 @@ class AttributeResult:
     outcome: Outcome
     value: Any = None
     reason: str | None = None
+    not_before: float | None = None
+    """For ``POSTPONED``: the wall-clock time (Unix seconds) the vendor's quota allows it to be sent."""
 
     @property
     def retryable(self) -> bool:
@@ -51,7 +54,7 @@ class AttributeResult:
         return self.outcome is Outcome.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        line = {
             "user_id": self.user_id,
             "attribute": self.attribute,
             "outcome": self.outcome.value,
@@ -59,6 +62,9 @@ class AttributeResult:
             "reason": self.reason,
             "retryable": self.retryable,
         }
+        if self.not_before is not None:
+            line["not_before"] = self.not_before
+        return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,12 @@ class UserResult:
     def postponed(self) -> bool:
         """Some attributes were not sent yet because the vendor asked for a long wait (see ``POSTPONED``)."""
         return any(r.outcome is Outcome.POSTPONED for r in self.results)
+
+    @property
+    def not_before(self) -> float | None:
+        """When the postponed attributes may be sent (the latest time the vendor's quota asked for), or None."""
+        times = [r.not_before for r in self.results if r.outcome is Outcome.POSTPONED and r.not_before is not None]
+        return max(times) if times else None
 
     @property
     def failures(self) -> list[AttributeResult]:

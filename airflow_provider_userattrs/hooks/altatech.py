@@ -1,105 +1,18 @@
-"""AltaTech: one request per user; each property succeeds or fails on its own inside an HTTP 200."""
+"""The AltaTech hook: a ``altatech`` connection turned into a client for AltaTech's ``POST /v1/property/update``.
+
+The vendor's rules live in :mod:`airflow_provider_userattrs.client.vendors.altatech`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
+from airflow_provider_userattrs.client.vendors.altatech import ALTATECH
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
-from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
-from airflow_provider_userattrs.hooks.validation import VendorRules, list_schema, scalar_schema
-from airflow_provider_userattrs.results import AttributeResult, Outcome
-
-MAX_STRING = 65_535
-AUTH_FAILED = 40127
-
-RULES = VendorRules(
-    vendor_label="AltaTech",
-    user_id_schema={"type": "string", "minLength": 1, "maxLength": 32},
-    value_schema={"anyOf": [scalar_schema(MAX_STRING), list_schema(scalar_schema(MAX_STRING))]},
-    coerce_user_id=lambda raw: raw if isinstance(raw, str) else str(_plain_int(raw)),
-    nulls_are_sent=False,
-    null_skip_reason="NULL not sent: AltaTech has no way to remove a property, so it is left unchanged",
-)
-
-
-def _plain_int(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise TypeError(f"expected a string or an integer, got {type(raw).__name__}")
-    return raw
-
-
-def _property_name(item: Any) -> str:
-    # AltaTech's docs spell the field both ways.
-    return str(item.get("property_name", item.get("propertyName")))
 
 
 class AltaTechHook(UserAttributesHook):
-    """Sets user properties through AltaTech's ``POST /v1/property/update``.
+    """Sets user attributes through AltaTech's ``POST /v1/property/update``.
 
     A key belongs to one agent and user data is kept per agent: one connection is one user namespace.
     """
 
-    vendor = "altatech"
-    vendor_label = "AltaTech"
-    default_host = "https://altatech.ai"
-    rules = RULES
-    announces_budget = True
-
-    update_path = "/v1/property/update"
-
-    def _user_body(self, entry: Entry) -> Any:
-        return {
-            "user_id": entry.user_id,
-            "property_values": [{"property_name": k, "value": v} for k, v in entry.values.items()],
-        }
-
-    def _check_auth(self, status: int, body: Any) -> None:
-        if _error_code(body) == AUTH_FAILED:
-            raise VendorAuthError(
-                f"AltaTech refused the credentials of connection {self.conn_id!r} (code 40127, authentication "
-                "failed); check the API key"
-            )
-        super()._check_auth(status, body)
-
-    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
-        """Success is a 2xx with ``success_update``/``fail_update``. An error body (``{"code", "message"}`` or
-        ``{"error": {...}}``, vendor-notes: which status carries it is not published) is a rejection
-        whatever the status, except a 5xxxx code, which is about the service and retryable."""
-        code = _error_code(body)
-        if status >= 400 or code is not None:
-            if code is not None and 50000 <= code < 60000:
-                raise VendorResponseError(f"AltaTech answered error code {code}: {self._error_message(body)}")
-            raise self._rejected(status, body)
-        if not 200 <= status < 300:
-            raise self._not_understood(status, body)
-        if not isinstance(body, dict) or ("success_update" not in body and "fail_update" not in body):
-            raise VendorResponseError(f"AltaTech answered HTTP {status} without success_update/fail_update")
-        (entry,) = call.entries
-        succeeded = {_property_name(item) for item in body.get("success_update") or []}
-        failed = {_property_name(item) for item in body.get("fail_update") or []}
-        results: Outcomes = []
-        for name, value in entry.values.items():
-            if name in failed:
-                outcome, reason = Outcome.REJECTED, "AltaTech refused this property (fail_update)"
-            elif name in succeeded:
-                outcome, reason = Outcome.DELIVERED, None
-            else:
-                outcome, reason = Outcome.FAILED, "AltaTech's answer did not mention this property"
-            results.append((entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason)))
-        return results
-
-
-def _error_code(body: Any) -> int | None:
-    """The code of an AltaTech error body, in either of its two documented shapes (None: not an error)."""
-    if not isinstance(body, dict) or "success_update" in body or "fail_update" in body:
-        return None
-    error = body.get("error")
-    raw = error.get("code") if isinstance(error, dict) else body.get("code")
-    if isinstance(raw, bool):
-        return None
-    try:
-        code = int(raw) if raw is not None else None
-        return code or None  # a 0 is no error code
-    except (TypeError, ValueError):
-        return None
+    api = ALTATECH

@@ -1,149 +1,18 @@
-"""User.com: users sharing an (attribute, value) go in one mass update; the rest per user."""
+"""The User.com hook: a ``usercom`` connection turned into a client for a User.com app's custom attributes.
+
+The vendor's rules live in :mod:`airflow_provider_userattrs.client.vendors.usercom`.
+"""
 
 from __future__ import annotations
 
-import json
-import re
-from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
-
-from airflow_provider_userattrs.config import HookSettings
-from airflow_provider_userattrs.hooks.base import Blame, UserAttributesHook
-from airflow_provider_userattrs.hooks.calls import Call, Entry, Outcomes
-from airflow_provider_userattrs.hooks.validation import VendorRules, scalar_schema
-
-MASS_UPDATE = "/users/mass_update_custom_attributes/"
-_ID_LIST = re.compile(r"\[([\d,\s]+)\]")
-_PK = re.compile(r"pk\s*\"?(\d+)\"?")
-"""Ids named in an ``ids`` refusal: a bracketed list (``[13, 37]``) or DRF's ``Invalid pk "7"``."""
-
-
-def _named_ids(messages: Any) -> set[int]:
-    text = " ".join(map(str, messages)) if isinstance(messages, list) else str(messages or "")
-    listed = [n for group in _ID_LIST.findall(text) for n in group.split(",") if n.strip()]
-    return {int(n) for n in listed + _PK.findall(text)}
-
-
-def _user_id(raw: Any) -> int:
-    if isinstance(raw, bool):
-        raise TypeError("a boolean is not a user id")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw.strip())
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    raise ValueError("User.com user ids are integers")
-
-
-RULES = VendorRules(
-    vendor_label="User.com",
-    user_id_schema={"type": "integer", "minimum": 1, "x-reason": "not a positive integer (User.com ids are integers)"},
-    value_schema=scalar_schema(65_535),
-    coerce_user_id=_user_id,
-    nulls_are_sent=True,
-)
-
-
-def _value_key(name: str, value: Any) -> tuple[str, str]:
-    # JSON text keeps True and 1 apart, which plain equality would not.
-    return name, json.dumps(value, sort_keys=True)
+from airflow_provider_userattrs.client.vendors.usercom import USERCOM
+from airflow_provider_userattrs.hooks.base import UserAttributesHook
 
 
 class UserComHook(UserAttributesHook):
-    """Sets custom attributes of a User.com app (host ``https://<app>.user.com``, ``Token`` auth)."""
+    """Sets user attributes through a User.com app's custom attributes.
 
-    vendor = "usercom"
-    vendor_label = "User.com"
-    default_host = None
-    rules = RULES
-    window_setting = "mass_update_chunk_size"
-    min_group_size = 2
-    """Users sharing a value take one mass update from this many on; fewer go per user."""
+    Host ``https://<app_subdomain>.user.com``, ``Token`` auth; the attributes must exist in the app.
+    """
 
-    @classmethod
-    def host_placeholder(cls) -> str:
-        return "https://<app_subdomain>.user.com"
-
-    def _api_root(self, settings: HookSettings) -> str:
-        return "/api/public"
-
-    def _auth_headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Token {token}"}
-
-    def _extra_headers(self) -> dict[str, str]:
-        return {"Accept": "*/*; version=2"}
-
-    def _plan(self, entries: Sequence[Entry]) -> list[Call]:
-        """Fewest calls: one mass update per (attribute, value) shared by enough users, one call per other user.
-
-        A user who needs a call of its own anyway (a value nobody else has) takes all its values in it, so
-        shared values do not cost it a second call; that can shrink a group below the threshold, so the
-        grouping is repeated until it settles.
-        """
-        solo: set[int] = set()
-        while True:
-            groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-            for entry in entries:
-                if entry.ref not in solo:
-                    for name, value in entry.values.items():
-                        groups[_value_key(name, value)].append(Entry(entry.ref, entry.user_id, {name: value}))
-            small = {m.ref for members in groups.values() if len(members) < self.min_group_size for m in members}
-            if not small - solo:
-                break
-            solo |= small
-        calls = [self._mass_update(members) for members in groups.values()]
-        for entry in entries:
-            if entry.ref in solo:
-                path = f"/users/{entry.user_id}/set_multiple_attributes/"
-                calls.append(Call("POST", path, dict(entry.values), (entry,)))
-        return calls
-
-    def _mass_update(self, members: Sequence[Entry]) -> Call:
-        ((attribute, value),) = members[0].values.items()
-        body = {"ids": [m.user_id for m in members], "attribute": attribute, "value": value}
-        return Call("POST", MASS_UPDATE, body, tuple(members), self._mass_update)
-
-    def _probe_call(self) -> Call:
-        # No ids: refused as invalid once the key is accepted, 401 otherwise; nothing changes.
-        return Call("POST", MASS_UPDATE, {"ids": [], "attribute": "", "value": None}, ())
-
-    def _error_message(self, body: Any) -> str:
-        if isinstance(body, dict) and "detail" not in body and body:
-            # Django REST framework: {"field": ["message", ...]}
-            parts = []
-            for key, messages in body.items():
-                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
-                parts.append(f"{key}: {text}")
-            return " | ".join(parts)[:300]
-        return super()._error_message(body)
-
-    def _blame(self, call: Call, body: Any) -> Blame | None:
-        """What a refused mass update blames: its ids, or what every id of the call shares.
-
-        User.com answers in Django REST framework's shape, ``{"field": ["message", ...]}``. A refusal that
-        names anything but ``ids`` (the attribute, the value, the whole request) holds for every id of the
-        call, so splitting cannot help: the chunk is rejected after one call. Unknown ids are named in the
-        ``ids`` messages (the wording is not published: ids are read from any bracketed list or ``pk "7"``);
-        those are dropped at once and the rest resent. An ``ids`` refusal naming no id: split.
-        """
-        if not isinstance(body, dict) or not body:
-            return None
-        if set(body) - {"ids"}:
-            return Blame(call.entries, f"User.com rejected the request for every user: {self._error_message(body)}")
-        named = _named_ids(body.get("ids"))
-        blamed = tuple(entry for entry in call.entries if entry.user_id in named)
-        return Blame(blamed, "User.com: no user with this id in the app") if blamed else None
-
-    def _parse(self, call: Call, status: int, body: Any) -> Outcomes:
-        """A 2xx is success: the seed shows no answer body (the sibling mass update of standard attributes
-        answers ``{"status": "ok"}``), so any JSON object or an empty body is accepted, unless it says
-        ``status`` is something else than ok."""
-        if status >= 400:
-            raise self._rejected(status, body)
-        if not 200 <= status < 300 or not (body is None or isinstance(body, dict)):
-            raise self._not_understood(status, body)
-        if isinstance(body, dict) and str(body.get("status", "ok")).lower() != "ok":
-            raise self._not_understood(status, body)
-        return [item for entry in call.entries for item in self._delivered(entry)]
+    api = USERCOM

@@ -12,30 +12,33 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
 from airflow_provider_userattrs import lineage
 from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
+from airflow_provider_userattrs.client import Client
+from airflow_provider_userattrs.compat import AirflowFailException, BaseOperator
 from airflow_provider_userattrs.config import truthy
 from airflow_provider_userattrs.errors import ConnectionConfigError, SourceConfigError
 from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
+from airflow_provider_userattrs.operators.running import (
+    failure_folder,
+    incremental_state,
+    quota_trigger,
+    run_incremental,
+)
+from airflow_provider_userattrs.operators.verdict import judge, ratio
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.checkpoint import CheckpointError, checkpoint_store
 from airflow_provider_userattrs.sync.engine import SyncEngine
 from airflow_provider_userattrs.sync.incremental import (
     STATE_TABLE,
-    IncrementalState,
-    ObjectState,
     Segment,
-    WarehouseState,
 )
 from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.progress import Progress
 from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES, TryOutcome, build_report
 from airflow_provider_userattrs.sync.sources import Item
-from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, default_failure_root, task_folder
+from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, default_failure_root
 
 __all__ = ["MAP_INDEX_TEMPLATE", "MAX_REPORTED_FAILURES", "REPORT_KEY", "UserAttributesSyncOperator"]
 
@@ -149,7 +152,7 @@ class UserAttributesSyncOperator(BaseOperator):
         self.defer_after = defer_after
         self._mapped_index: int | None = None
         if not isinstance(max_failure_ratio, str):
-            _ratio(max_failure_ratio)  # a templated value is checked once rendered
+            ratio(max_failure_ratio)  # a templated value is checked once rendered
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
 
@@ -221,22 +224,22 @@ class UserAttributesSyncOperator(BaseOperator):
         """
         started = time.monotonic()
         ti = context["ti"]
-        self.max_failure_ratio = _ratio(self.max_failure_ratio)
+        self.max_failure_ratio = ratio(self.max_failure_ratio)
         self.is_dry_run = truthy(self.is_dry_run)
         map_index = getattr(ti, "map_index", None)
         self._mapped_index = int(map_index) if map_index is not None else -1
         context["userattrs_chunk"] = self._chunk_label()
-        hook = self._checked_hook()
+        # A long wait for the vendor's quota defers the task (below): the client says so on its results.
+        client = self._checked_client(defer_long_waits=not self.is_dry_run)
         root = self.failure_path or default_failure_root()
-        folder = self._failure_folder(ti, root, self._mapped_index)
-        engine = self._engine(hook, folder, int(getattr(ti, "try_number", 1) or 1))
+        folder = failure_folder(ti, root, self._mapped_index, replaying=bool(self.replay_from))
+        engine = self._engine(client, folder, int(getattr(ti, "try_number", 1) or 1))
         outcome, error = None, None
         # Objects alive now (Airflow's imports, the DAG) are moved out of the collector's sight: a sync
         # allocates a few containers per user, and each full collection would re-scan them (measured: half
         # of the client's CPU on a 1M-id mass update).
         gc.collect()
         gc.freeze()
-        hook.defer_long_waits = not self.is_dry_run  # a long wait for the quota defers the task (below)
         try:
             outcome = self._run(engine, context, root)
         except VendorAuthError as exc:
@@ -244,16 +247,28 @@ class UserAttributesSyncOperator(BaseOperator):
         except (CheckpointError, SourceConfigError) as exc:
             raise AirflowFailException(str(exc)) from None
         finally:
-            hook.close()
+            client.close()
             gc.unfreeze()
-        if outcome is not None and outcome.paused and hook.postponed_until is not None:
-            self._defer_until(hook.postponed_until, outcome)
-        report = self._report(hook.vendor, outcome, time.monotonic() - started, error)
+        if outcome is not None and outcome.paused and outcome.resume_at is not None:
+            self._defer_until(outcome.resume_at, outcome)
+        report = build_report(
+            vendor=client.vendor_name,
+            conn_id=self.conn_id,
+            dry_run=bool(self.is_dry_run),
+            outcome=outcome,
+            duration_seconds=time.monotonic() - started,
+            error=error,
+        )
         ti.xcom_push(key=REPORT_KEY, value=report)
         self._userattrs_report = report  # read by the OpenLineage facets (lineage.py), also on failure
         if error is not None:
             raise AirflowFailException(error)
-        self._judge(report, ti)
+        judge(
+            report,
+            try_number=int(getattr(ti, "try_number", 1) or 1),
+            retries=int(self.retries or 0),
+            max_failure_ratio=ratio(self.max_failure_ratio),
+        )
         emit_sync_event(self, context, report)  # on success only; none for a dry run (assets.py)
         return report
 
@@ -268,17 +283,13 @@ class UserAttributesSyncOperator(BaseOperator):
 
     def _defer_until(self, until: float, outcome: TryOutcome) -> None:
         """Hand the wait to the triggerer: the worker slot is freed until the vendor's quota allows more."""
-        from datetime import UTC, datetime
-
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-        moment = datetime.fromtimestamp(until, tz=UTC)
+        trigger = quota_trigger(until)
         self.log.info(
             "The vendor's quota asks to wait until %s: deferring (%d users settled so far, the rest resumes then)",
-            moment.isoformat(timespec="seconds"),
+            trigger.moment.isoformat(timespec="seconds"),
             outcome.total,
         )
-        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def get_openlineage_facets_on_start(self) -> Any:
         """OpenLineage: tables read, vendor dataset written, column lineage (``lineage.py``); None without it."""
@@ -292,40 +303,22 @@ class UserAttributesSyncOperator(BaseOperator):
         """OpenLineage on failure: as on complete, with the error and the counts of the report pushed."""
         return lineage.facets_on_failure(self, task_instance)
 
-    def _failure_folder(self, ti: Any, root: str, map_index: int) -> FailureFolder:
-        """``<root>/<dag>/<run>/<task>[/map-<i>]``, and its ``replay`` subfolder for a replay."""
-        folder = task_folder(root, ti.dag_id, ti.run_id, ti.task_id, map_index)
-        return FailureFolder(folder / "replay" if self.replay_from else folder)
-
-    def _report(self, vendor: str, outcome: TryOutcome | None, seconds: float, error: str | None) -> dict[str, Any]:
-        return build_report(
-            vendor=vendor,
-            conn_id=self.conn_id,
-            dry_run=bool(self.is_dry_run),
-            outcome=outcome,
-            duration_seconds=seconds,
-            error=error,
-        )
-
-    def _checked_hook(self) -> UserAttributesHook:
-        """The hook, after checking the connection: one that can never work fails this try, not every retry."""
+    def _checked_client(self, *, defer_long_waits: bool) -> Client:
+        """The client, after checking the connection: one that can never work fails this try, not every retry."""
         try:
-            hook = self.get_hook()
-            hook.check_config()
+            return self.get_hook().get_client(defer_long_waits=defer_long_waits)
         except ConnectionConfigError as exc:
             raise AirflowFailException(str(exc)) from None
-        return hook
 
-    def _engine(self, hook: UserAttributesHook, folder: FailureFolder, try_number: int) -> SyncEngine:
+    def _engine(self, client: Client, folder: FailureFolder, try_number: int) -> SyncEngine:
         size = None if self.incremental or self.replay_from else self.source_size()
         return SyncEngine(
-            hook,
+            client,
             folder,
             try_number,
             chunk_size=self.checkpoint_every,
             progress=Progress(self.log, self.progress_interval, size),
             ledger=ReplayLedger(self.replay_from) if self.replay_from else None,
-            should_pause=lambda: hook.postponed_until is not None,
         )
 
     def _run(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
@@ -344,49 +337,23 @@ class UserAttributesSyncOperator(BaseOperator):
     def _run_incremental(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
         ti = context["ti"]
         key = self.state_key or f"{ti.dag_id}.{ti.task_id}"
-        full_refresh = truthy(self.full_refresh)
-        with self._incremental_state(key, root) as state:
-            self.log.info(
-                "Incremental sync %r (state: %s)%s", key, state.where, ", full refresh" if full_refresh else ""
-            )
-            remove = self.remove_missing and not self._is_mapped_chunk()
-            return engine.run_incremental(
-                state,
-                self.segment(),
-                full_refresh=full_refresh,
-                remove_missing=remove,
-                checkpoint=checkpoint_store(context, engine.folder.path),
-            )
-
-    def _incremental_state(self, key: str, root: str) -> IncrementalState:
-        """The warehouse table for a SQL source the warehouse can diff, else a document in object storage."""
-        if self.sql and self.diffs_sql_in_warehouse:
-            return WarehouseState(str(self.sql_conn_id), key, self.state_table)
-        return ObjectState(root, key)
-
-    def _judge(self, report: Mapping[str, Any], ti: Any) -> None:
-        """Fail the task when the run is not clean enough; transient failures get Airflow's retries."""
-        total, failed = report["total"], report["failed"]
-        retries_left = int(getattr(ti, "try_number", 1) or 1) <= int(self.retries or 0)
-        if report.get("retryable_users") and retries_left:
-            raise AirflowException(
-                f"{report['retryable_users']} users failed transiently after the HTTP retries; the next try "
-                f"resends only them (failures: {report.get('failure_file')})"
-            )
-        ratio, limit = (failed / total if total else 0.0), _ratio(self.max_failure_ratio)
-        if ratio > limit:
-            raise AirflowFailException(
-                f"{failed} of {total} users failed ({ratio:.2%} > max_failure_ratio {limit:.2%}); "
-                f"every failure with its reason: {report.get('failure_file')}"
-            )
+        diffs_in_warehouse = self.sql and self.diffs_sql_in_warehouse
+        state = incremental_state(
+            key,
+            root,
+            warehouse_conn_id=str(self.sql_conn_id) if diffs_in_warehouse else None,
+            state_table=self.state_table,
+        )
+        return run_incremental(
+            engine,
+            state,
+            self.segment(),
+            context,
+            full_refresh=truthy(self.full_refresh),
+            remove_missing=self.remove_missing and not self._is_mapped_chunk(),
+            log=self.log,
+        )
 
     def _chunk_label(self) -> str:
         size = self.source_size()
         return f"{self.source_label()} ({size} users)" if size is not None else self.source_label()
-
-
-def _ratio(value: Any) -> float:
-    ratio = float(value)
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"max_failure_ratio must be between 0 and 1, got {value!r}")
-    return ratio

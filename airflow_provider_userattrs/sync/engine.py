@@ -29,117 +29,40 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult, UserUpdate
-from airflow_provider_userattrs.sync import storage
+from airflow_provider_userattrs.client.sender import ClientStats
+from airflow_provider_userattrs.results import AttributeResult, UserResult, UserUpdate
+from airflow_provider_userattrs.sync import preview, storage
 from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, PacingTotals, SyncState, TransientPart
-from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment, StateUpdate
+from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment
 from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.progress import Log, Progress
 from airflow_provider_userattrs.sync.report import (
-    DryRunPreview,
     IncrementalSummary,
-    PreviewUser,
     Resumed,
     TryOutcome,
     sample_failures,
 )
 from airflow_provider_userattrs.sync.sources import Item, replay_items
+from airflow_provider_userattrs.sync.tally import ChunkTally, FailureLine, settle
 
 PREVIEW_USERS = 10
 
-FailureLine = dict[str, object]
-"""One line of a failure file: position, vendor, try_number and the attribute's result (``to_dict``)."""
 
-
-class SyncHook(Protocol):
-    """What the engine needs of a vendor hook (every ``UserAttributesHook`` is one; tests use a fake)."""
+class SyncClient(Protocol):
+    """What the engine needs of a vendor client (every ``Client`` is one; tests use a fake)."""
 
     @property
-    def vendor(self) -> str: ...
+    def vendor_name(self) -> str: ...
 
-    @property
-    def requests_sent(self) -> int: ...
-
-    @property
-    def throttled_requests(self) -> int: ...
-
-    @property
-    def waited_seconds(self) -> float: ...
+    def stats(self) -> ClientStats: ...
 
     def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]: ...
 
     def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]: ...
-
-
-@dataclass
-class ChunkTally:
-    """What one chunk settled, and the failure lines it produced."""
-
-    succeeded: int = 0
-    failed: int = 0
-    pending: int = 0
-    """Users with only transient failures: in the transient part, not counted yet."""
-    postponed_pending: int = 0
-    """Users the vendor's quota held back (``POSTPONED``): in the postponed part, not counted yet."""
-    skipped: int = 0
-    rejected_lines: list[FailureLine] = field(default_factory=list)
-    transient_lines: list[FailureLine] = field(default_factory=list)
-    postponed_lines: list[FailureLine] = field(default_factory=list)
-    state_updates: list[StateUpdate] = field(default_factory=list)
-    """Incremental sync: (user, attribute, value text) the vendor accepted, to write to the state."""
-    delivered: list[FailureLine] | None = None
-    """``{"user_id", "attribute"}`` pairs delivered, kept only when replaying a failure file (its ledger)."""
-
-
-def settle(
-    tally: ChunkTally, item: Item, result: UserResult | None, *, vendor: str, try_number: int, resending: bool
-) -> None:
-    """Count one user once (see the module's docstring), and turn its failures into failure lines.
-
-    ``result`` is None for a record that could not become an update; ``resending`` is True for the users
-    of earlier tries' transient parts, whose lines remember whether they were counted.
-    """
-    base: FailureLine = {"position": item.position, "vendor": vendor, "try_number": try_number}
-    if result is None:
-        tally.failed += 1
-        nobody = AttributeResult(None, "", Outcome.REJECTED, reason=item.problem).to_dict()
-        tally.rejected_lines.append({**base, **nobody, "attribute": None})
-        return
-    rejected = [r for r in result.results if r.outcome is Outcome.REJECTED]
-    unsettled = [r for r in result.results if r.outcome in (Outcome.FAILED, Outcome.POSTPONED)]
-    # A user the quota held back (POSTPONED: not sent) goes to the postponed part, with its transient
-    # failures: the resumption after the wait sends it. Transient failures alone wait for the next try.
-    held_back = any(r.outcome is Outcome.POSTPONED for r in unsettled)
-    tally.skipped += sum(1 for r in result.results if r.outcome is Outcome.SKIPPED)
-    counted_before = resending and item.counted
-    if not counted_before:
-        if rejected:
-            tally.failed += 1
-        elif held_back:
-            tally.postponed_pending += 1
-        elif unsettled:
-            tally.pending += 1
-        else:
-            tally.succeeded += 1
-    tally.rejected_lines.extend({**base, **r.to_dict()} for r in rejected)
-    # The line remembers whether its user is counted: a resend must not count it a second time.
-    counted_now = counted_before or bool(rejected)
-    lines = tally.postponed_lines if held_back else tally.transient_lines
-    lines.extend({**base, **r.to_dict(), "retryable": True, "counted": counted_now} for r in unsettled)
-    _remember_delivered(tally, item, result)
-
-
-def _remember_delivered(tally: ChunkTally, item: Item, result: UserResult) -> None:
-    accepted = [r for r in result.results if r.outcome in (Outcome.DELIVERED, Outcome.SKIPPED)]
-    if item.state is not None and item.state_user is not None:
-        tally.state_updates.extend((item.state_user, r.attribute, item.state.get(r.attribute)) for r in accepted)
-    if tally.delivered is not None:
-        tally.delivered.extend({"user_id": r.user_id, "attribute": r.attribute} for r in accepted)
 
 
 def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -160,9 +83,9 @@ def _mark_counted(item: Item, counted: set[str]) -> Item:
 
 
 class SyncEngine:
-    """Runs a sync in chunks against ``hook``, writing failure parts to ``folder``.
+    """Runs a sync in chunks through ``client``, writing failure parts to ``folder``.
 
-    :param hook: the vendor hook (anything with :class:`SyncHook`'s members).
+    :param client: the vendor client (anything with :class:`SyncClient`'s members).
     :param folder: the task instance's failure folder.
     :param try_number: the Airflow try running now (part files and failure lines carry it).
     :param chunk_size: users per chunk and checkpoint: a crash resends at most this many.
@@ -170,12 +93,14 @@ class SyncEngine:
     :param ledger: the ledger of the failure file being replayed (``replay_from``): delivered pairs are
         recorded in it chunk by chunk, so that the next replay does not send them again.
     :param should_pause: asked after every saved chunk; True makes the engine return with the state saved
-        and ``TryOutcome.paused`` set, for a later run to continue exactly where this one stopped.
+        and ``TryOutcome.paused`` set, for a later run to continue exactly where this one stopped. The
+        engine also pauses by itself after a chunk whose users the vendor's quota held back
+        (``POSTPONED`` with a ``not_before``): ``TryOutcome.resume_at`` then says when to continue.
     """
 
     def __init__(
         self,
-        hook: SyncHook,
+        client: SyncClient,
         folder: storage.FailureFolder,
         try_number: int,
         *,
@@ -186,7 +111,7 @@ class SyncEngine:
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        self.hook = hook
+        self.client = client
         self.folder = folder
         self.try_number = try_number
         self.chunk_size = chunk_size
@@ -194,6 +119,7 @@ class SyncEngine:
         self.ledger = ledger
         self.should_pause = should_pause
         self._started = time.monotonic()
+        self._resume_at: float | None = None
 
     @property
     def log(self) -> Log:
@@ -264,7 +190,7 @@ class SyncEngine:
 
     def _saved_and_paused(self, state: SyncState, checkpoint: CheckpointStore, users: int) -> bool:
         self.progress.advance(users)
-        paused = self.should_pause()
+        paused = self._resume_at is not None or self.should_pause()
         if paused:
             state.pause(time.monotonic() - self._started)
         checkpoint.save(state)
@@ -284,6 +210,7 @@ class SyncEngine:
             skipped_attributes=state.skipped,
             resumed=resumed,
             paused=True,
+            resume_at=self._resume_at,
             pacing=state.pacing,
         )
 
@@ -306,7 +233,7 @@ class SyncEngine:
         counted failed before the pause (a rejection) are not counted again when the difference brings them
         back.
         """
-        sync_state, counted, resumed = self._incremental_resumption(checkpoint)
+        sync_state, counted, resumed = incremental_resumption(checkpoint, self.try_number, self.log)
         changed = removed = 0
         paused = False
         self.progress.start(0)
@@ -321,7 +248,7 @@ class SyncEngine:
             removed += sum(1 for item in chunk if item.removal)
             changed += sum(1 for item in chunk if not item.removal)
             self.progress.advance(len(chunk))
-            if self.should_pause():
+            if self._resume_at is not None or self.should_pause():
                 paused = True
                 break
         self.progress.finish()
@@ -333,72 +260,23 @@ class SyncEngine:
                 checkpoint.clear()
         outcome = self._close_out(sync_state, self.folder.file(f"failures-try{self.try_number}.jsonl"))
         summary = IncrementalSummary(state.state_key, state.where, full_refresh, changed, removed)
-        return dataclasses.replace(outcome, incremental=summary, paused=paused)
-
-    def _incremental_resumption(self, checkpoint: CheckpointStore | None) -> tuple[SyncState, set[str], bool]:
-        """The counts of this try before its pause and the users already counted failed, or a fresh start."""
-        saved = checkpoint.load() if checkpoint is not None else None
-        if saved is None or not saved.paused or saved.try_number != self.try_number:
-            return SyncState(try_number=self.try_number, pacing=PacingTotals(started_at=time.time())), set(), False
-        counted = {
-            str(line["user_id"])
-            for part in saved.rejected_parts
-            for line in storage.read_lines(part)
-            if line.get("user_id") is not None
-        }
-        # The difference brings back every user not delivered yet: its transient parts would count them twice.
-        saved.transient_parts = []
-        saved.paused = False
-        self.log.info("Resuming after the wait for the vendor's quota (deferral %d)", saved.pacing.deferrals)
-        return saved, counted, True
+        return dataclasses.replace(outcome, incremental=summary, paused=paused, resume_at=self._resume_at)
 
     # -- a dry run -------------------------------------------------------------------------------------
 
     def dry_run(self, items: Iterable[Item]) -> TryOutcome:
-        """Validate every user as the hook would before sending; send nothing."""
-        tally = ChunkTally()
-        preview: list[PreviewUser] = []
-        vendor = self.hook.vendor
-        for item in items:
-            result = None if item.update is None else self._validated(item.update, preview)
-            settle(tally, item, result, vendor=vendor, try_number=self.try_number, resending=False)
-        failure_file = self.folder.file("dry-run-failures.jsonl")
-        storage.write_lines(failure_file, tally.rejected_lines)
-        self.log.info(
-            "Dry run: %d users would be sent, %d refused before sending; nothing was sent",
-            tally.succeeded,
-            tally.failed,
-        )
-        failures, truncated = sample_failures(tally.rejected_lines)
-        return TryOutcome(
-            succeeded=tally.succeeded,
-            failed=tally.failed,
-            retryable_users=0,
-            failures=failures,
-            failures_truncated=truncated,
-            failure_file=str(failure_file),
-            requests_sent=0,
-            dry_run=DryRunPreview(would_send=tally.succeeded, preview=preview),
-        )
-
-    def _validated(self, update: UserUpdate, preview: list[PreviewUser]) -> UserResult:
-        sendable, problems = self.hook.validate(update)
-        result = UserResult(update.user_id, list(problems))
-        if sendable is not None:
-            result.results.extend(
-                AttributeResult(sendable.user_id, k, Outcome.DELIVERED, v) for k, v in sendable.attributes.items()
-            )
-            if len(preview) < PREVIEW_USERS:
-                preview.append(PreviewUser(sendable.user_id, dict(sendable.attributes)))
-        return result
+        """Validate every user as the client would before sending; send nothing (:mod:`.preview`)."""
+        return preview.dry_run(self.client, self.folder, self.try_number, items, self.log)
 
     # -- one chunk -------------------------------------------------------------------------------------
 
     def _run_chunk(self, chunk: Sequence[Item], state: SyncState, *, resending: bool) -> ChunkTally:
         """Send one chunk, write its failure parts, and record what it settled in ``state``."""
-        before = self.hook.requests_sent
-        throttled, waited = self.hook.throttled_requests, self.hook.waited_seconds
+        before = self.client.stats()
         tally = self._send(chunk, resending)
+        after = self.client.stats()
+        if tally.resume_at is not None:
+            self._resume_at = max(self._resume_at or tally.resume_at, tally.resume_at)
         number = state.chunks
         rejected = self._part(number, "rejected", tally.rejected_lines)
         transient = self._part(number, "transient", tally.transient_lines)
@@ -410,12 +288,12 @@ class SyncEngine:
             succeeded=tally.succeeded,
             failed=tally.failed,
             skipped=tally.skipped,
-            requests_sent=self.hook.requests_sent - before,
+            requests_sent=after.requests_sent - before.requests_sent,
             rejected_part=rejected,
             transient_part=TransientPart(transient, tally.pending) if transient else None,
             postponed_part=TransientPart(postponed, tally.postponed_pending) if postponed else None,
-            throttled_requests=self.hook.throttled_requests - throttled,
-            waited_seconds=self.hook.waited_seconds - waited,
+            throttled_requests=after.throttled_requests - before.throttled_requests,
+            waited_seconds=after.waited_seconds - before.waited_seconds,
         )
         return tally
 
@@ -424,14 +302,14 @@ class SyncEngine:
 
     def _send(self, chunk: Sequence[Item], resending: bool) -> ChunkTally:
         tally = ChunkTally(delivered=[] if self.ledger is not None else None)
-        vendor = self.hook.vendor
+        vendor = self.client.vendor_name
         updates: list[UserUpdate] = []
         for index, item in enumerate(chunk):
             if item.update is None:
                 settle(tally, item, None, vendor=vendor, try_number=self.try_number, resending=resending)
             else:
                 updates.append(dataclasses.replace(item.update, ref=index))  # the chunk index comes back
-        for result in self.hook.update_users(updates):
+        for result in self.client.update_users(updates):
             item = chunk[result.ref]
             settle(tally, item, result, vendor=vendor, try_number=self.try_number, resending=resending)
         return tally
@@ -456,3 +334,23 @@ class SyncEngine:
             skipped_attributes=state.skipped,
             pacing=state.pacing,
         )
+
+
+def incremental_resumption(
+    checkpoint: CheckpointStore | None, try_number: int, log: Log
+) -> tuple[SyncState, set[str], bool]:
+    """The counts of this try before its pause and the users already counted failed, or a fresh start."""
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is None or not saved.paused or saved.try_number != try_number:
+        return SyncState(try_number=try_number, pacing=PacingTotals(started_at=time.time())), set(), False
+    counted = {
+        str(line["user_id"])
+        for part in saved.rejected_parts
+        for line in storage.read_lines(part)
+        if line.get("user_id") is not None
+    }
+    # The difference brings back every user not delivered yet: its transient parts would count them twice.
+    saved.transient_parts = []
+    saved.paused = False
+    log.info("Resuming after the wait for the vendor's quota (deferral %d)", saved.pacing.deferrals)
+    return saved, counted, True

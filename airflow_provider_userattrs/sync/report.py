@@ -87,7 +87,10 @@ class TryOutcome:
     incremental: IncrementalSummary | None = None
     dry_run: DryRunPreview | None = None
     paused: bool = False
-    """The engine stopped after a chunk because it was asked to; the state is saved for a resumption."""
+    """The engine stopped after a chunk (the quota held users back, or it was asked to); the state is saved
+    for a resumption."""
+    resume_at: float | None = None
+    """When paused for the vendor's quota: the wall-clock time (Unix seconds) the held-back users may go."""
     pacing: PacingTotals | None = None
     """What the vendor's quota cost (None for a dry run)."""
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from airflow_provider_userattrs.hooks import AltaTechHook, DXHook, FynoHook, UserComHook, VendorAuthError
-from airflow_provider_userattrs.hooks.errors import ConnectionConfigError
+from airflow_provider_userattrs.errors import ConnectionConfigError
 from airflow_provider_userattrs.results import Outcome, UserUpdate
 
 TOKEN = "unit-test-token-0123456789"  # the same token as conftest.make_hook
@@ -32,7 +32,7 @@ def test_altatech_payload_and_per_property_outcomes(fake, make_hook):
     )
     result = hook.update_user("u1", {"vip": "gold", "x": 1, "gone": None})
     call = fake.calls[0].request
-    assert hook._auth_headers(TOKEN) == {"Authorization": f"Bearer {TOKEN}"}
+    assert hook.api.headers(TOKEN) == {"Authorization": f"Bearer {TOKEN}"}
     assert json.loads(call.body) == {
         "user_id": "u1",
         "property_values": [{"property_name": "vip", "value": "gold"}, {"property_name": "x", "value": 1}],
@@ -212,7 +212,7 @@ def test_usercom_groups_shared_values_into_mass_updates(fake, make_hook):
     assert {"ids": [1, 2], "attribute": "score", "value": 1} in mass
     own = [json.loads(b) for u, b in bodies if u.endswith("/users/3/set_multiple_attributes/")]
     assert own == [{"vip": "silver", "score": 1}]
-    assert hook._auth_headers(TOKEN) == {"Authorization": f"Token {TOKEN}"}
+    assert hook.api.headers(TOKEN)["Authorization"] == f"Token {TOKEN}"
 
 
 def test_usercom_mass_update_chunks_and_isolates_unknown_ids(fake, make_hook):
@@ -290,7 +290,8 @@ def test_default_hosts_and_repr_without_secrets(make_hook, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ALTATECH_DEFAULT", json.dumps({"conn_type": "altatech", "password": TOKEN}))
     hook = AltaTechHook()
     hook.get_conn()
-    assert hook._load()[0] == "https://altatech.ai"
+    assert hook.get_conn().sender.base_url == "https://altatech.ai"
+    assert TOKEN not in repr(hook.get_conn())
     assert TOKEN not in repr(hook)
     monkeypatch.setenv("AIRFLOW_CONN_USERCOM_DEFAULT", json.dumps({"conn_type": "usercom", "password": TOKEN}))
     with pytest.raises(ConnectionConfigError, match=r"user\.com"):

@@ -1,6 +1,6 @@
-"""A fake vendor hook and helpers to drive the sync engine without Airflow running a task.
+"""A fake vendor client and helpers to drive the sync engine without Airflow running a task.
 
-The fake vendor outlives a "try" (it is the world outside the worker); a hook is per try. Outcomes are
+The fake vendor outlives a "try" (it is the world outside the worker); a client is per try. Outcomes are
 scripted per user: an attribute named ``reserved`` is rejected by the vendor, a value ``"INVALID"`` by the
 validator, and ``transient[user]`` failures are returned for that user's first sends.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_userattrs.client.sender import ClientStats
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserResult, UserUpdate
 from airflow_provider_userattrs.sync.checkpoint import MemoryCheckpoint, SyncState
 from airflow_provider_userattrs.sync.storage import FailureFolder, Line
@@ -28,13 +29,18 @@ class FakeVendor:
     """User -> how many of its next sends fail transiently (every attribute)."""
     postponed: dict[object, int] = field(default_factory=dict)
     """User -> how many of its next sends are not sent at all (the quota asked for a long wait)."""
+    not_before: float | None = None
+    """The time a postponed user may go, as a client built to defer long waits says it (None: not said)."""
     stored: dict[object, dict[str, object]] = field(default_factory=dict)
     sends: Counter[object] = field(default_factory=Counter)
 
     def apply(self, update: UserUpdate) -> UserResult:
         if self.postponed.get(update.user_id, 0) > 0:
             self.postponed[update.user_id] -= 1
-            results = [AttributeResult(update.user_id, k, Outcome.POSTPONED, v) for k, v in update.attributes.items()]
+            results = [
+                AttributeResult(update.user_id, k, Outcome.POSTPONED, v, not_before=self.not_before)
+                for k, v in update.attributes.items()
+            ]
             return UserResult(update.user_id, results, ref=update.ref)
         self.sends[update.user_id] += 1
         results = []
@@ -52,10 +58,10 @@ class FakeVendor:
         return UserResult(update.user_id, results, ref=update.ref)
 
 
-class FakeHook:
-    """The members of a vendor hook the engine uses, one request per user."""
+class FakeClient:
+    """The members of a vendor client the engine uses, one request per user."""
 
-    vendor = "fake"
+    vendor_name = "fake"
 
     def __init__(self, world: FakeVendor, *, crash_at_call: int | None = None, crash_after_results: int = 0) -> None:
         self.world = world
@@ -66,6 +72,9 @@ class FakeHook:
         self.crash_at_call = crash_at_call
         """``update_users`` call (0-based) that dies after ``crash_after_results`` results."""
         self.crash_after_results = crash_after_results
+
+    def stats(self) -> ClientStats:
+        return ClientStats(self.requests_sent, self.throttled_requests, self.waited_seconds)
 
     def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]:
         bad = [

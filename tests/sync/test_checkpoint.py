@@ -21,7 +21,7 @@ from airflow_provider_userattrs.sync.engine import SyncEngine
 from airflow_provider_userattrs.sync.keyset import row_digest
 from airflow_provider_userattrs.sync.sources import from_records
 from airflow_provider_userattrs.sync.storage import FailureFolder
-from tests.sync.fakes import FakeHook, FakeVendor
+from tests.sync.fakes import FakeClient, FakeVendor
 
 VERSION_1 = {  # what 0.x's _fresh_state() grew into after a try; an old one has no "skipped"
     "version": 1,
@@ -111,7 +111,7 @@ def test_a_version_1_checkpoint_left_by_a_crashed_try_is_resumed(tmp_path):
     records = [{"user_id": f"u{i}", "plan": "p"} for i in range(6)]
     world = FakeVendor(transient={"u2": 1})
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/task"))
-    first = SyncEngine(FakeHook(world), folder, 1, chunk_size=4).run(
+    first = SyncEngine(FakeClient(world), folder, 1, chunk_size=4).run(
         MemoryCheckpoint(), lambda point: from_records(records, "user_id", None, point.offset)
     )
     assert first.retryable_users == 1
@@ -126,7 +126,7 @@ def test_a_version_1_checkpoint_left_by_a_crashed_try_is_resumed(tmp_path):
         "retry_parts": [{"path": transient[0], "uncounted": 1}],
         "requests_sent": 6,
     }
-    final = SyncEngine(FakeHook(world), folder, 2, chunk_size=4).run(
+    final = SyncEngine(FakeClient(world), folder, 2, chunk_size=4).run(
         MemoryCheckpoint(old), lambda point: from_records(records, "user_id", None, point.offset)
     )
     assert (final.total, final.succeeded, final.failed, final.retryable_users) == (6, 6, 0, 0)

@@ -1,6 +1,6 @@
-"""The sync engine driven directly: a fake hook, an in-memory checkpoint, failure files in tmp; no task run.
+"""The sync engine driven directly: a fake client, an in-memory checkpoint, failure files in tmp; no task run.
 
-Each "try" is a new engine and a new hook over the same checkpoint, folder and fake vendor, as a retried
+Each "try" is a new engine and a new client over the same checkpoint, folder and fake vendor, as a retried
 Airflow try gets a new process over the same metadata DB, object storage and vendor.
 """
 
@@ -17,7 +17,7 @@ from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.report import TryOutcome
 from airflow_provider_userattrs.sync.sources import Item, from_records, replay_items
 from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, read_lines
-from tests.sync.fakes import Crash, CrashingCheckpoint, CrashingFolder, FakeHook, FakeVendor
+from tests.sync.fakes import Crash, CrashingCheckpoint, CrashingFolder, FakeClient, FakeVendor
 
 CHUNK = 4
 
@@ -49,11 +49,11 @@ def run_try(
     checkpoint: CheckpointStore,
     records: Sequence[dict[str, object]],
     try_number: int,
-    hook: FakeHook | None = None,
+    client: FakeClient | None = None,
     **engine_kwargs,
 ) -> TryOutcome:
     folder = folder if isinstance(folder, FailureFolder) else FailureFolder(folder)
-    engine = SyncEngine(hook or FakeHook(world), folder, try_number, chunk_size=CHUNK, **engine_kwargs)
+    engine = SyncEngine(client or FakeClient(world), folder, try_number, chunk_size=CHUNK, **engine_kwargs)
     return engine.run(checkpoint, source(records))
 
 
@@ -99,26 +99,17 @@ def test_a_user_postponed_by_the_quota_is_not_counted_until_a_later_try_sends_it
 
 
 def test_users_held_back_by_the_quota_go_first_after_the_pause_and_are_counted_once(folder_path):
-    world = FakeVendor(postponed={"u1": 1, "u5": 1}, transient={"u6": 1})
+    world = FakeVendor(postponed={"u1": 1, "u5": 1}, transient={"u6": 1}, not_before=1_900_000_000.0)
     records = rows(10, reserved=[5])
     checkpoint = MemoryCheckpoint()
     runs = []
-    while True:  # as the operator does: pause (defer) whenever a chunk had users held back, then resume
-        hook = FakeHook(world)
-        held_back = dict(world.postponed)
-        outcome = run_try(
-            world,
-            folder_path,
-            checkpoint,
-            records,
-            1,
-            hook=hook,
-            should_pause=lambda held=held_back: world.postponed != held,
-        )
+    while True:  # as the operator does: defer whenever the engine paused for the quota, then resume
+        outcome = run_try(world, folder_path, checkpoint, records, 1)
         runs.append(outcome)
         if not outcome.paused:
             break
-    assert [o.paused for o in runs] == [True, True, False]  # the chunks of u1 and u5 each deferred once
+    assert [o.paused for o in runs] == [True, True, False]  # the chunks of u1 and u5 each paused the try once
+    assert [o.resume_at for o in runs] == [1_900_000_000.0, 1_900_000_000.0, None]
     final = runs[-1]
     # u5 is counted failed (a rejected attribute) once, though its other attribute went after the pause.
     assert (final.total, final.succeeded, final.failed, final.retryable_users) == (10, 8, 2, 1)
@@ -139,7 +130,7 @@ def test_a_failure_file_replayed_later_counts_its_users_afresh_and_only_once(fol
         ledger = ReplayLedger(last_try.failure_file)
         delivered = ledger.delivered()
         engine = SyncEngine(
-            FakeHook(world), FailureFolder(ObjectStoragePath(f"file://{tmp_path}/replay")), 1, ledger=ledger
+            FakeClient(world), FailureFolder(ObjectStoragePath(f"file://{tmp_path}/replay")), 1, ledger=ledger
         )
         return engine.run(
             MemoryCheckpoint(), lambda point: replay_items([last_try.failure_file], point.offset, exclude=delivered)
@@ -162,24 +153,24 @@ STEPS = ["before send", "mid send", "after send", "before parts", "between parts
 
 
 def crash_once(step: str, chunk: int, world: FakeVendor, path: ObjectStoragePath):
-    """The hook, folder and checkpoint of a first try that dies at ``step`` of chunk ``chunk``."""
-    hook, folder, checkpoint = FakeHook(world), FailureFolder(path), CrashingCheckpoint()
+    """The client, folder and checkpoint of a first try that dies at ``step`` of chunk ``chunk``."""
+    client, folder, checkpoint = FakeClient(world), FailureFolder(path), CrashingCheckpoint()
     if step in ("before send", "mid send", "after send"):
-        hook = FakeHook(world, crash_at_call=chunk, crash_after_results={"before send": 0, "mid send": 2}.get(step, 4))
+        client = FakeClient(world, crash_at_call=chunk, crash_after_results={"before send": 0, "mid send": 2}.get(step, 4))
     elif step in ("before parts", "between parts"):
         folder = CrashingFolder(path, crash_at=2 * chunk + (step == "between parts"))  # 2 parts a chunk
     else:
         checkpoint = CrashingCheckpoint(crash_at=chunk)
-    return hook, folder, checkpoint
+    return client, folder, checkpoint
 
 
 @pytest.mark.parametrize("chunk", [0, 1, 2])
 @pytest.mark.parametrize("step", STEPS)
 def test_a_crash_at_any_step_of_a_chunk_loses_no_user_and_resends_at_most_that_chunk(folder_path, step, chunk):
     world = FakeVendor(transient=dict(CRASH_TRANSIENT))
-    hook, folder, checkpoint = crash_once(step, chunk, world, folder_path)
+    client, folder, checkpoint = crash_once(step, chunk, world, folder_path)
     with pytest.raises(Crash):
-        run_try(world, folder, checkpoint, CRASH_RECORDS, 1, hook=hook)
+        run_try(world, folder, checkpoint, CRASH_RECORDS, 1, client=client)
 
     final = run_try(world, folder_path, checkpoint, CRASH_RECORDS, 2)
     if final.retryable_users:  # transient failures the crashed try never reached: the next try resends them
@@ -244,11 +235,11 @@ def test_pause_after_a_chunk_saves_the_state_and_resuming_continues_exactly(fold
 
 def test_dry_run_validates_counts_and_previews_without_sending(folder_path):
     world = FakeVendor()
-    hook = FakeHook(world)
+    client = FakeClient(world)
     records = rows(14, invalid=[2], no_id=[4])
-    outcome = SyncEngine(hook, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(source(records)(ResumePoint()))
+    outcome = SyncEngine(client, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(source(records)(ResumePoint()))
     assert outcome.dry_run is not None
     assert (outcome.total, outcome.succeeded, outcome.failed, outcome.dry_run.would_send) == (14, 12, 2, 12)
     assert len(outcome.dry_run.preview) == 10 and outcome.dry_run.preview[0].attributes == {"plan": "p0"}
-    assert hook.calls == 0 and hook.requests_sent == 0 and not world.sends and outcome.requests_sent == 0
+    assert client.calls == 0 and client.requests_sent == 0 and not world.sends and outcome.requests_sent == 0
     assert outcome.failure_file.endswith("dry-run-failures.jsonl") and len(failure_lines(outcome)) == 2

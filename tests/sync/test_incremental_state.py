@@ -8,7 +8,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_userattrs.sync.engine import SyncEngine
 from airflow_provider_userattrs.sync.incremental import IncrementalState, ObjectState, Segment
 from airflow_provider_userattrs.sync.storage import FailureFolder
-from tests.sync.fakes import Crash, FakeHook, FakeVendor
+from tests.sync.fakes import Crash, FakeClient, FakeVendor
 
 
 def segment(users: range, plan: str = "pro") -> Segment:
@@ -19,7 +19,7 @@ def segment(users: range, plan: str = "pro") -> Segment:
 def run(tmp_path, world: FakeVendor, seg: Segment, try_number: int = 1, state: IncrementalState | None = None):
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/task"))
     with state or ObjectState(f"file://{tmp_path}", "crm") as current:
-        engine = SyncEngine(FakeHook(world), folder, try_number, chunk_size=3)
+        engine = SyncEngine(FakeClient(world), folder, try_number, chunk_size=3)
         return engine.run_incremental(current, seg, full_refresh=False, remove_missing=True)
 
 

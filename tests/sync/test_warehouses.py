@@ -27,7 +27,7 @@ from airflow_provider_userattrs.sync.incremental import Segment, WarehouseState
 from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.sources import from_records, keyed_rows, stream_sql
 from airflow_provider_userattrs.sync.storage import FailureFolder
-from tests.sync.fakes import Crash, FakeHook, FakeVendor
+from tests.sync.fakes import Crash, FakeClient, FakeVendor
 
 ENGINES = ["sqlite", "postgres", "duckdb", "mariadb"]
 CONN_ID = "userattrs_wh_suite"
@@ -245,13 +245,13 @@ def test_a_try_killed_mid_run_resumes_by_key_after_the_table_was_physically_reor
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/task"))
     chunk = 50
     with pytest.raises(Crash):  # the worker dies in the fourth chunk, after 20 of its users were sent
-        SyncEngine(FakeHook(world, crash_at_call=3, crash_after_results=20), folder, 1, chunk_size=chunk).run(
+        SyncEngine(FakeClient(world, crash_at_call=3, crash_after_results=20), folder, 1, chunk_size=chunk).run(
             checkpoint, _keyed_source(warehouse.table)
         )
     sent_before = set(world.sends)
     assert len(sent_before) == 3 * chunk + 20
     warehouse.reorder()
-    outcome = SyncEngine(FakeHook(world), folder, 2, chunk_size=chunk).run(checkpoint, _keyed_source(warehouse.table))
+    outcome = SyncEngine(FakeClient(world), folder, 2, chunk_size=chunk).run(checkpoint, _keyed_source(warehouse.table))
     everyone = {user for user, _, _ in shuffled_users()}
     assert set(world.stored) == everyone  # nobody skipped
     assert (outcome.total, outcome.succeeded, outcome.failed) == (USERS, USERS, 0)  # each counted once
@@ -273,7 +273,7 @@ def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "
     )
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/inc-{uuid.uuid4().hex[:6]}"))
     with WarehouseState(CONN_ID, key, table=warehouse.state_table) as state:
-        return SyncEngine(FakeHook(world), folder, 1, chunk_size=64).run_incremental(
+        return SyncEngine(FakeClient(world), folder, 1, chunk_size=64).run_incremental(
             state, segment, full_refresh=options.pop("full_refresh", False), remove_missing=True
         )
 

@@ -35,8 +35,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
-from airflow_provider_userattrs.hooks.shared_quota import SharedQuota
+from airflow_provider_userattrs.client.clock import Clock, SystemClock
+from airflow_provider_userattrs.client.shared_quota import SharedQuota
 
 log = logging.getLogger(__name__)
 

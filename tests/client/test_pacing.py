@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from airflow_provider_userattrs.hooks.pacing import Budget, LongWait, Pacer, Quota
-from tests.hooks.quota_sim import FixedWindowVendor, SlidingWindowVendor, simulate
+from airflow_provider_userattrs.client.pacing import Budget, LongWait, Pacer, Quota
+from tests.client.quota_sim import FixedWindowVendor, SlidingWindowVendor, simulate
 
 
 class Clock:

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from urllib3 import HTTPHeaderDict
 
-from airflow_provider_userattrs.hooks.base import Entry
-from airflow_provider_userattrs.hooks.errors import CallRejected, VendorAuthError, VendorResponseError
-from airflow_provider_userattrs.hooks.transport import HttpResponse
+from airflow_provider_userattrs.client.calls import Entry
+from airflow_provider_userattrs.client.delivery import Delivery
+from airflow_provider_userattrs.client.transport import HttpResponse
+from airflow_provider_userattrs.errors import CallRejected, VendorAuthError, VendorResponseError
 
 USERS = {"altatech": "u1", "fyno": "d1", "dx": "a@example.com", "usercom": 7}
 EXTRA = {"fyno": {"workspace_id": "sandboxwsid"}}
@@ -48,17 +49,18 @@ bodies = st.one_of(
 @pytest.mark.parametrize("vendor", ["altatech", "fyno", "dx", "usercom"])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(status=st.sampled_from([200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500, 501]), body=bodies)
-def test_any_answer_becomes_outcomes_or_a_clear_error(make_hook, vendor, status, body):
-    hook = make_hook(vendor, extra=EXTRA.get(vendor))
+def test_any_answer_becomes_outcomes_or_a_clear_error(make_client, vendor, status, body):
+    client = make_client(vendor, **EXTRA.get(vendor, {}))
     entries = [Entry(0, USERS[vendor], {"plan": "pro", "score": 3})]
-    (call, *_) = hook._plan(entries)
+    (call, *_) = client.vendor.plan(entries, client.settings)
     response = HttpResponse(status, HTTPHeaderDict({"Content-Type": "application/json"}), body)
+    label = client.vendor.label
     try:
-        outcomes = hook._interpret(call, response)
+        outcomes = Delivery(client.vendor, client.sender, client.name).read(call, response)
     except VendorAuthError as exc:
-        assert hook.vendor_label in str(exc)
+        assert label in str(exc)
     except (CallRejected, VendorResponseError) as exc:
-        assert hook.vendor_label in str(exc) and str(status) in str(exc), str(exc)
+        assert label in str(exc) and str(status) in str(exc), str(exc)
     else:
         assert outcomes, "an answer must settle the call's attributes"
         names = sorted(r.attribute for _, r in outcomes if r.user_id == USERS[vendor])

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from airflow_provider_userattrs.hooks.calls import Call, Outcomes
+from airflow_provider_userattrs.client.calls import Call, Outcomes
 from airflow_provider_userattrs.results import UserId, UserResult
 
 

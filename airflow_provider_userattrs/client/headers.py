@@ -10,9 +10,9 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 
-from airflow_provider_userattrs.hooks.clock import Clock, SystemClock
-from airflow_provider_userattrs.hooks.pacing import Budget
-from airflow_provider_userattrs.hooks.retry import RetryPolicy
+from airflow_provider_userattrs.client.clock import Clock, SystemClock
+from airflow_provider_userattrs.client.pacing import Budget
+from airflow_provider_userattrs.client.retry import RetryPolicy
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

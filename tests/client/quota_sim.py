@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from airflow_provider_userattrs.hooks.pacing import Budget, Pacer, Quota
+from airflow_provider_userattrs.client.pacing import Budget, Pacer, Quota
 
 
 class SimClock:

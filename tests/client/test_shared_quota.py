@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from airflow_provider_userattrs.hooks.pacing import Pacer, Quota
-from airflow_provider_userattrs.hooks.shared_quota import account_key, connect
+from airflow_provider_userattrs.client.pacing import Pacer, Quota
+from airflow_provider_userattrs.client.shared_quota import account_key, connect
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import email.utils
 import random
 
-from airflow_provider_userattrs.hooks.policy import (
+from airflow_provider_userattrs.client.headers import (
     RetryPolicy,
     budget_from_headers,
     parse_retry_after,

@@ -1,0 +1,133 @@
+"""What a call settles: one outcome per user and attribute, from the vendor's answer or from its absence.
+
+Vendor-neutral: the :class:`~airflow_provider_userattrs.client.vendor.VendorApi` reads the answers it
+documents; this module handles what every vendor shares: redirects, bodies that are not JSON, 5xx, shapes
+no parser expected, a wait too long for the caller (``POSTPONED``, with the time it may go), and a batch
+refused as a whole, split until its bad records are isolated within a budget.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from urllib.parse import urlsplit
+
+from airflow_provider_userattrs.client.calls import Call, Outcomes
+from airflow_provider_userattrs.client.pacing import LongWait
+from airflow_provider_userattrs.client.sender import Sender
+from airflow_provider_userattrs.client.transport import HttpResponse
+from airflow_provider_userattrs.client.vendor import VendorApi, settled, snippet
+from airflow_provider_userattrs.errors import CallRejected, TransientVendorError, VendorAuthError, VendorResponseError
+from airflow_provider_userattrs.results import Outcome
+
+SPLIT_CALLS_PER_LEVEL = 8
+"""Budget of a rejected batch's splitting: this many calls per halving level (``ceil(log2(size))``), enough
+to isolate about four bad records; what is left unisolated is reported retryable, not guessed."""
+
+
+class SplitBudget:
+    """The extra calls a rejected batch may still cost while it is split (shared by all its parts)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = SPLIT_CALLS_PER_LEVEL * max(1, math.ceil(math.log2(max(size, 2))))
+        self.total = self.left
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
+class Delivery:
+    """Runs one call to its outcomes: send it (:class:`Sender`), read the answer (the vendor), split refusals.
+
+    :param vendor: the vendor's rules.
+    :param sender: how requests go.
+    :param name: how messages name the caller's credentials (e.g. ``connection 'dx_default'``).
+    """
+
+    def __init__(self, vendor: VendorApi, sender: Sender, name: str) -> None:
+        self.vendor = vendor
+        self.sender = sender
+        self.name = name
+
+    def run(self, call: Call, budget: SplitBudget | None = None) -> Outcomes:
+        """Send one call and turn what happened into one outcome per entry and attribute.
+
+        :raises VendorAuthError: the vendor refused the credentials (fatal for the whole sync).
+        """
+        try:
+            return self.read(call, self.sender.send(call))
+        except LongWait as wait:
+            return settled(call.entries, Outcome.POSTPONED, f"not sent yet: {wait}", not_before=wait.until)
+        except CallRejected as exc:
+            return self._on_rejected(call, exc, budget or SplitBudget(len(call.entries)))
+        except (TransientVendorError, VendorResponseError) as exc:
+            return settled(call.entries, Outcome.FAILED, str(exc))
+
+    def read(self, call: Call, response: HttpResponse) -> Outcomes:
+        """Outcomes from an answer; nothing is delivered unless the vendor's documented success says so.
+
+        Answers the vendor does not recognise become a :class:`VendorResponseError` (reported retryable,
+        with a snippet of the body) where the vendor may be down or misrouted, and a :class:`CallRejected`
+        where it said no.
+        """
+        vendor, status = self.vendor, response.status
+        body = response.json()
+        vendor.check_auth(status, body, self.name)
+        if 300 <= status < 400:
+            location = urlsplit(str(response.headers.get("Location") or "")).hostname
+            raise VendorResponseError(
+                f"{vendor.label} answered HTTP {status}, a redirect"
+                + (f" to {location}" if location else "")
+                + "; redirects are not followed (the token must not travel elsewhere): check the connection's host"
+            )
+        if body is None and response.data and status < 500:
+            message = f"{vendor.label} answered HTTP {status} with a body that is not JSON: " + repr(
+                snippet(response.text)
+            )
+            if 200 <= status < 300:
+                raise VendorResponseError(message)
+            raise CallRejected(message)
+        if status >= 500:
+            detail = vendor.error_message(body) if body is not None else snippet(response.text)
+            raise VendorResponseError(f"{vendor.label} answered HTTP {status}: {detail}")
+        try:
+            return vendor.parse(call, status, body)
+        except (CallRejected, VendorAuthError, VendorResponseError):
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise VendorResponseError(
+                f"{vendor.label} answered HTTP {status} with an unexpected body "
+                f"({type(exc).__name__}): {snippet(response.text)!r}"
+            ) from None
+
+    def _on_rejected(self, call: Call, exc: CallRejected, budget: SplitBudget) -> Outcomes:
+        """A refused batch: reject whom the vendor blamed, split what it did not say, within a budget.
+
+        Splitting only helps where records differ: a refusal of what every record shares (User.com's
+        attribute or value) rejects the whole call at once (the vendor's ``blame`` says so).
+        """
+        if call.rebuild is None or len(call.entries) == 1:
+            return settled(call.entries, Outcome.REJECTED, str(exc))
+        blame = self.vendor.blame(call, exc.body)
+        if blame is not None:
+            blamed = {entry.ref for entry in blame.entries}
+            rest = [entry for entry in call.entries if entry.ref not in blamed]
+            outcomes = settled(blame.entries, Outcome.REJECTED, blame.reason)
+            return outcomes + (self._resend_part(call.rebuild(rest), exc, budget) if rest else [])
+        middle = len(call.entries) // 2
+        halves = (call.entries[:middle], call.entries[middle:])
+        return [item for half in halves for item in self._resend_part(call.rebuild(half), exc, budget)]
+
+    def _resend_part(self, part: Call, exc: CallRejected, budget: SplitBudget) -> Outcomes:
+        if not budget.take():
+            reason = (
+                f"{self.vendor.label} refused a batch holding this user ({exc}) and the {budget.total} calls "
+                "allowed to isolate the bad records ran out first; not sent, a replay sends it again"
+            )
+            return settled(part.entries, Outcome.FAILED, reason)
+        return self.run(part, budget)

@@ -1,0 +1,164 @@
+"""DX: one request per user; ``ok`` decides, whatever the HTTP status; ``null`` removes an attribute."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
+from airflow_provider_userattrs.client.validation import VendorRules, scalar_schema
+from airflow_provider_userattrs.client.vendor import (
+    Blame,
+    bearer,
+    check_http_auth,
+    common_error_message,
+    not_understood,
+    rejected,
+)
+from airflow_provider_userattrs.config import HookSettings
+from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
+from airflow_provider_userattrs.results import AttributeResult, Outcome
+
+UPDATE_PATH = "/users.attributes.update"
+AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope"})
+SERVICE_ERRORS = frozenset(
+    {
+        "internal_error",
+        "service_unavailable",
+        "fatal_error",
+        "request_timeout",
+        "timeout",
+        "ratelimited",
+        "rate_limited",
+    }
+)
+"""Codes about DX rather than the request: the seed warns that "other errors can be returned in the case where
+the service is down". Retryable; so is any code on a 5xx. Every other code is taken as about the request."""
+_NAME_KEYS = ("name", "attribute", "attribute_name", "key", "field")
+_REASON_KEYS = ("error", "reason", "message", "code")
+
+RULES = VendorRules(
+    vendor_label="DX",
+    user_id_schema={
+        "type": "string",
+        "format": "email",
+        "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        "maxLength": 320,
+        "x-reason": "not an email address (DX identifies users by email)",
+    },
+    value_schema=scalar_schema(65_535),
+    coerce_user_id=lambda raw: raw if isinstance(raw, str) else _refuse(raw),
+    nulls_are_sent=True,
+)
+
+
+def _refuse(raw: Any) -> str:
+    raise TypeError(f"expected an email string, got {type(raw).__name__}")
+
+
+def as_dx_value(value: Any) -> str | None:
+    """DX shows attribute values as text: numbers and booleans are sent as their JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def user_body(entry: Entry) -> dict[str, Any]:
+    return {
+        "email": entry.user_id,
+        "attributes": [{"name": k, "value": as_dx_value(v)} for k, v in entry.values.items()],
+    }
+
+
+class DXApi:
+    """DX's ``users.attributes.update`` (scope ``users:write``)."""
+
+    name = "dx"
+    label = "DX"
+    default_host: str | None = "https://api.getdx.com"
+    host_placeholder = "https://api.getdx.com"
+    rules = RULES
+    window_setting: str | None = None
+    announces_budget = False
+
+    def api_root(self, settings: HookSettings, name: str) -> str:
+        return ""
+
+    def headers(self, token: str) -> dict[str, str]:
+        return bearer(token)
+
+    def plan(self, entries: Sequence[Entry], settings: HookSettings) -> list[Call]:
+        return [Call("POST", UPDATE_PATH, user_body(entry), (entry,)) for entry in entries]
+
+    def probe_call(self) -> Call:
+        return Call("POST", UPDATE_PATH, user_body(Entry(0, "", {})), ())
+
+    def check_auth(self, status: int, body: Any, name: str) -> None:
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("ok") is False and isinstance(error, str) and error in AUTH_ERRORS:
+            raise VendorAuthError(
+                f"DX refused the credentials of {name} ({error}); check the token and its users:write scope"
+            )
+        check_http_auth(self, status, body, name)
+
+    def error_message(self, body: Any) -> str:
+        return common_error_message(body)
+
+    def blame(self, call: Call, body: Any) -> Blame | None:
+        return None
+
+    def parse(self, call: Call, status: int, body: Any) -> Outcomes:
+        """``ok`` decides. Per-attribute problems come in ``user.failures``, whose entry shape DX does not
+        publish: a name under any of :data:`_NAME_KEYS` or a bare string is attributed to that attribute;
+        an entry naming no attribute fails every attribute of the user (nothing unconfirmed is delivered)."""
+        if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
+            raise VendorResponseError(f"DX answered HTTP {status} without an ok field")
+        if not body["ok"]:
+            error = body.get("error")
+            if error in SERVICE_ERRORS or status >= 500:
+                raise VendorResponseError(
+                    f"DX answered ok: false with {error!r}, an error of the service (HTTP {status})"
+                )
+            raise rejected(self, status, body)
+        if not 200 <= status < 300:
+            raise not_understood(self, status, body)
+        (entry,) = call.entries
+        user = body.get("user")
+        named, unattributed = _failures(user.get("failures") if isinstance(user, dict) else None)
+        results: Outcomes = []
+        for name, value in entry.values.items():
+            if name in named:
+                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, f"DX: {named[name]}")
+            elif unattributed:
+                reason = f"DX reported a failure naming no attribute: {unattributed}"
+                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, reason)
+            else:
+                result = AttributeResult(entry.user_id, name, Outcome.DELIVERED, value)
+            results.append((entry.ref, result))
+        return results
+
+
+def _first_text(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def _failures(failures: Any) -> tuple[dict[str, str], str]:
+    """Attribute -> reason for the failures DX attributed, and a snippet of those it did not."""
+    named: dict[str, str] = {}
+    unattributed: list[Any] = []
+    for item in failures if isinstance(failures, list) else ([failures] if failures else []):
+        if isinstance(item, str) and item:
+            named[item] = "refused"
+        elif isinstance(item, dict) and (name := _first_text(item, _NAME_KEYS)):
+            named[name] = _first_text(item, _REASON_KEYS) or "refused"
+        else:
+            unattributed.append(item)
+    return named, json.dumps(unattributed, default=str)[:120] if unattributed else ""
+
+
+DX = DXApi()
