@@ -141,19 +141,19 @@ def emits_event(report: Mapping[str, Any]) -> bool:
 def emit_sync_event(task: Any, context: Mapping[str, Any], report: Mapping[str, Any]) -> Asset | None:
     """Attach this task's event to ``userattrs://<vendor>/<conn_id>`` through the sync alias.
 
-    Called by the operator once the task has passed its verdict (a failed task emits nothing: Airflow drops
-    the events of a task that does not succeed). The alias is added to ``task.outlets`` when it is missing
-    (a task built before the alias existed, or whose outlets were replaced), since Airflow only records alias
-    events for aliases the task lists.
+    ``task`` is the sync operator (a :class:`~airflow_provider_userattrs.attribute_sources.SyncTask`): the
+    event names the attributes it says it sent. Called by the operator once the task has passed its verdict
+    (a failed task emits nothing: Airflow drops the events of a task that does not succeed). The alias is
+    added to ``task.outlets`` when it is missing (a task built before the alias existed, or whose outlets
+    were replaced), since Airflow only records alias events for aliases the task lists.
     """
     if not emits_event(report):
         return None
     if "outlet_events" not in context:  # executed outside Airflow's task runner (a script, a test): no event
         log.debug("no outlet_events in the context: no asset event")
         return None
-    from airflow_provider_userattrs.lineage import attribute_names
-
-    extra = SyncEventExtra.from_report(report, attribute_names(task)).to_extra()
+    sent = task.attribute_sources(query_columns=True).names  # the explicit attributes, else the source's
+    extra = SyncEventExtra.from_report(report, sent).to_extra()
     asset = create_asset(vendor=extra["vendor"], conn_id=extra["conn_id"])
     task.outlets = with_sync_alias(task.outlets)
     context["outlet_events"][AssetAlias(SYNC_ALIAS_NAME)].add(asset, extra=extra)

@@ -3,7 +3,9 @@
 Data catalogs (Marquez, DataHub, OpenMetadata) learn a pipeline from the OpenLineage events Airflow's
 listener emits; an operator contributes through ``get_openlineage_facets_on_start/_on_complete/_on_failure``,
 the interface Airflow's own providers implement. The operators delegate to :func:`facets_on_start`,
-:func:`facets_on_complete` and :func:`facets_on_failure`.
+:func:`facets_on_complete` and :func:`facets_on_failure`, which ask the operator what it already knows (its
+connection, ``sql`` and :meth:`~airflow_provider_userattrs.attribute_sources.SyncTask.attribute_sources`) and
+import no operator.
 
 - **inputs**: the tables read by ``sql``, parsed as common-sql operators parse theirs (``SQLParser`` with the
   warehouse hook's dialect, default schema and namespace). SQLite hooks publish no OpenLineage database info;
@@ -22,11 +24,13 @@ no user value is ever part of an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_userattrs.assets import vendor_dataset
+from airflow_provider_userattrs.attribute_sources import AttributeSources, SyncTask
+from airflow_provider_userattrs.sync.sources import sql_hook
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -38,78 +42,6 @@ log = logging.getLogger(__name__)
 RUN_FACET = "userattrsSync"
 """Name of the run facet with the report's counts."""
 SQLITE_SCHEMA = "main"
-
-
-# -- what a task sends: attribute <- source column --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttributeSources:
-    """Which source column each vendor attribute takes its value from, as far as it is known before reading.
-
-    ``columns`` maps attribute -> source column (equal names unless ``attributes`` renames); ``constants`` are
-    attributes set to one value for everybody (``MassUpdateOperator``), fed by no column.
-    """
-
-    columns: dict[str, str] = field(default_factory=dict)
-    constants: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> list[str]:
-        return [*self.columns, *self.constants]
-
-
-def attribute_sources(task: Any, *, query_columns: bool = False) -> AttributeSources:
-    """The attributes ``task`` sends and their source columns, from its (rendered) parameters.
-
-    A query without an explicit ``attributes`` sends every column but the user id; those columns are known by
-    asking the warehouse for the query's shape (no row is read) only when ``query_columns`` is set.
-    """
-    from airflow_provider_userattrs.operators.mass_update import MassUpdateOperator
-
-    if isinstance(task, MassUpdateOperator):
-        return AttributeSources(constants=(str(task.attribute),))
-    attributes = getattr(task, "attributes", None)
-    if isinstance(attributes, Mapping):
-        return AttributeSources(columns={str(a): str(c) for c, a in attributes.items()})
-    if isinstance(attributes, Sequence) and not isinstance(attributes, str):
-        return AttributeSources(columns={str(a): str(a) for a in attributes})
-    user_id_field = str(getattr(task, "user_id_field", "user_id"))
-    if task.sql and task.sql_conn_id and query_columns:
-        names = query_column_names(str(task.sql_conn_id), str(task.sql), task.parameters)
-    elif isinstance(getattr(task, "records", None), list):
-        names = _record_keys(task.records)
-    else:
-        names = []
-    return AttributeSources(columns={n: n for n in names if n != user_id_field})
-
-
-def attribute_names(task: Any) -> list[str]:
-    """The attribute names a finished sync sent (for its asset event): the explicit ones, else the source's."""
-    return attribute_sources(task, query_columns=True).names
-
-
-def _record_keys(records: Sequence[Any]) -> list[str]:
-    keys: dict[str, None] = {}
-    for record in records:
-        if isinstance(record, Mapping):
-            keys.update(dict.fromkeys(str(k) for k in record))
-    return list(keys)
-
-
-def query_column_names(sql_conn_id: str, sql: str, parameters: Any = None) -> list[str]:
-    """The columns ``sql`` returns, asked of the warehouse without reading a row; [] when it cannot tell.
-
-    Used once a sync has succeeded: a failure here must not turn a delivered sync into a failed task.
-    """
-    from airflow_provider_userattrs.sync.sources import query_columns, sql_hook
-
-    try:
-        names = query_columns(sql_hook(sql_conn_id), sql, parameters)
-    except Exception as exc:  # any driver's error: the names are informative, the sync is done
-        log.warning("Could not read the column names of the sync's query (%s): %s", type(exc).__name__, exc)
-        return []
-    return names
 
 
 # -- OpenLineage -------------------------------------------------------------------------------------------------
@@ -171,13 +103,13 @@ def _report_of(task: Any, task_instance: Any) -> Mapping[str, Any] | None:
     return pulled if isinstance(pulled, Mapping) else None
 
 
-def _lineage(task: Any, report: Mapping[str, Any] | None, failed: bool = False) -> OperatorLineage[Dataset, Any]:
+def _lineage(task: SyncTask, report: Mapping[str, Any] | None, failed: bool = False) -> OperatorLineage[Dataset, Any]:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     conn_id = str(report["conn_id"]) if report else str(task.conn_id)
     vendor = str(report["vendor"]) if report else _vendor_of(conn_id)
     # once the sync ran, a query's columns may be asked of the warehouse (no row read) for the schema facet
-    sources = attribute_sources(task, query_columns=report is not None)
+    sources = task.attribute_sources(query_columns=report is not None)
     inputs = sql_inputs(str(task.sql_conn_id), str(task.sql)) if task.sql and task.sql_conn_id else SqlInputs()
     output = _vendor_output(vendor, conn_id, sources, inputs, report, failed)
     run_facets = dict(inputs.run_facets)
@@ -260,8 +192,6 @@ def sql_inputs(sql_conn_id: str, sql: str) -> SqlInputs:
     """The tables ``sql`` reads, with their namespace, and its column origins: as common-sql computes them."""
     from airflow.providers.openlineage.sqlparser import SQLParser
     from airflow.sdk import BaseHook
-
-    from airflow_provider_userattrs.sync.sources import sql_hook
 
     try:
         connection = BaseHook.get_connection(sql_conn_id)

@@ -17,7 +17,6 @@ from airflow_provider_userattrs.assets import (
     sanitize_uri,
     with_sync_alias,
 )
-from airflow_provider_userattrs.lineage import attribute_sources
 from airflow_provider_userattrs.operators import MassUpdateOperator, UpdateUserAttributesOperator
 
 
@@ -92,16 +91,16 @@ def test_attribute_sources_follow_the_operator_parameters():
     renamed = UpdateUserAttributesOperator(
         task_id="a", conn_id="c", sql="SELECT 1", sql_conn_id="w", attributes={"lifetime_value": "ltv"}
     )
-    assert attribute_sources(renamed).columns == {"ltv": "lifetime_value"}
+    assert renamed.attribute_sources().columns == {"ltv": "lifetime_value"}
     listed = UpdateUserAttributesOperator(task_id="b", conn_id="c", records=[], attributes=["plan"])
-    assert attribute_sources(listed).names == ["plan"]
+    assert listed.attribute_sources().names == ["plan"]
     records = [{"user_id": "u1", "plan": "pro"}, {"user_id": "u2", "score": 3}]
-    assert attribute_sources(UpdateUserAttributesOperator(task_id="r", conn_id="c", records=records)).names == [
+    assert UpdateUserAttributesOperator(task_id="r", conn_id="c", records=records).attribute_sources().names == [
         "plan",
         "score",
     ]
     mass = MassUpdateOperator(task_id="m", conn_id="c", attribute="churn", value="high", user_ids=[1])
-    assert attribute_sources(mass).names == ["churn"] and attribute_sources(mass).columns == {}
+    assert mass.attribute_sources().names == ["churn"] and mass.attribute_sources().columns == {}
 
 
 # -- the events of real runs -----------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def _tally_report(report: dict[str, Any]) -> ReasonTally:
     if not report.get("failures_truncated") or not report.get("failure_file"):
         return tally
     try:
-        from airflow_provider_userattrs.operators.storage import read_lines
+        from airflow_provider_userattrs.sync.storage import read_lines
 
         for line in read_lines(str(report["failure_file"])):
             tally.add(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_userattrs.attribute_sources import AttributeSources
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.incremental import Segment
@@ -82,3 +83,10 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     def source_label(self) -> str:
         """``attribute=value for <source>``: the chunk's name in the UI."""
         return f"{self.attribute}={self.value!r} for {super().source_label()}"
+
+    def attribute_sources(self, *, query_columns: bool = False) -> AttributeSources:
+        """One attribute, set to a constant: fed by no source column (OpenLineage, the asset event).
+
+        :param query_columns: unused (the ids' query says nothing of the attribute).
+        """
+        return AttributeSources(constants=(str(self.attribute),))

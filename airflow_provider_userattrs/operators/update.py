@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_userattrs.attribute_sources import AttributeSources
 from airflow_provider_userattrs.operators.base import UserAttributesSyncOperator
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.incremental import Segment
 from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.sources import Item
+
+log = logging.getLogger(__name__)
 
 
 class UpdateUserAttributesOperator(UserAttributesSyncOperator):
@@ -78,3 +82,44 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
         """The records, or the query the warehouse diffs, as the incremental state sees them."""
         rows = self._sql_rows if self.sql else lambda: self.records or []
         return Segment(self.user_id_field, self.attributes, rows, self.sql, self.parameters, self.fetch_size)
+
+    def attribute_sources(self, *, query_columns: bool = False) -> AttributeSources:
+        """The attributes sent and the column each comes from (OpenLineage, the asset event): ``attributes``
+        when given, else every key of the records but ``user_id_field``, or every column of the query.
+
+        :param query_columns: ask the warehouse for the query's columns (no row is read); set once the sync
+            ran, never while a task starts.
+        """
+        attributes = self.attributes
+        if isinstance(attributes, Mapping):
+            return AttributeSources(columns={str(a): str(c) for c, a in attributes.items()})
+        if isinstance(attributes, Sequence) and not isinstance(attributes, str):
+            return AttributeSources(columns={str(a): str(a) for a in attributes})
+        if self.sql and self.sql_conn_id and query_columns:
+            names = _query_column_names(str(self.sql_conn_id), str(self.sql), self.parameters)
+        elif isinstance(self.records, list):
+            names = _record_keys(self.records)
+        else:
+            names = []
+        user_id_field = str(self.user_id_field)
+        return AttributeSources(columns={n: n for n in names if n != user_id_field})
+
+
+def _record_keys(records: Sequence[Any]) -> list[str]:
+    keys: dict[str, None] = {}
+    for record in records:
+        if isinstance(record, Mapping):
+            keys.update(dict.fromkeys(str(k) for k in record))
+    return list(keys)
+
+
+def _query_column_names(sql_conn_id: str, sql: str, parameters: Any = None) -> list[str]:
+    """The columns ``sql`` returns, asked of the warehouse without reading a row; [] when it cannot tell.
+
+    Used once a sync has succeeded: a failure here must not turn a delivered sync into a failed task.
+    """
+    try:
+        return sources.query_columns(sources.sql_hook(sql_conn_id), sql, parameters)
+    except Exception as exc:  # any driver's error: the names are informative, the sync is done
+        log.warning("Could not read the column names of the sync's query (%s): %s", type(exc).__name__, exc)
+        return []

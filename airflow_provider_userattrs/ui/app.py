@@ -1,5 +1,10 @@
 """The FastAPI app the API server mounts at ``/userattrs``: JSON endpoints and the two pages.
 
+The routes are written as Airflow's own API routes are: module-level routers (:data:`api_router` for the JSON
+endpoints under ``/api``, :data:`pages_router` for the HTML views) of plain functions whose session, user, DAG
+bag, task key and filter come from ``Depends``; :func:`create_app` assembles them with the pages' HTML errors.
+A task instance's sync is looked up by :func:`find_sync` alone (404 when it has none).
+
 Authentication and authorization are Airflow's own: ``get_user`` (session cookie or bearer token, 401 without)
 and ``requires_access_dag`` (403), with the readable DAGs from the configured auth manager filtering every list.
 The sub-app has no ``app.state`` of the main app, so the auth manager is taken from ``get_auth_manager()``,
@@ -8,8 +13,10 @@ as ``requires_access_dag`` itself does.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -17,13 +24,13 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from airflow_provider_userattrs.ui import failures, history, pages
-from airflow_provider_userattrs.ui.models import FailurePage, ReplayResponse, ReportResponse, SyncList
+from airflow_provider_userattrs.ui.models import FailurePage, ReplayResponse, ReportResponse, SyncEntry, SyncList
 from airflow_provider_userattrs.ui.replay import ReplayRefused, start_replay, supports_replay
 
 PREFIX = "/userattrs"
@@ -36,6 +43,9 @@ TriggerDag = Depends(requires_access_dag(method="POST", access_entity=DagAccessE
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0)]
 MapIndex = Annotated[int, Query(ge=-1)]
+
+
+# ------------------------------------------------------------------------------------------------ dependencies
 
 
 def base_path() -> str:
@@ -70,25 +80,76 @@ def dag_bag(request: Request) -> Any:
     return bag
 
 
-# ------------------------------------------------------------------------------------------------ assembling
+def task_key(dag_id: str, run_id: str, task_id: str, map_index: MapIndex = -1) -> history.TaskKey:
+    """The task instance a report, download or replay URL names: the path, and ``map_index`` in the query."""
+    return history.TaskKey(dag_id, run_id, task_id, map_index)
 
 
 def sync_filter(
-    dag_id: str | None, vendor: str | None, state: str | None, limit: int, offset: int
+    dag_id: str | None = None,
+    vendor: str | None = None,
+    state: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> history.SyncFilter:
+    """The history's filter and page, from the query (an empty value means "any")."""
     return history.SyncFilter(dag_id or None, vendor or None, state or None, limit, offset)
+
+
+def json_body(request: Request) -> None:
+    """A cross-site form cannot send JSON without a CORS preflight: requiring it keeps cookie-borne CSRF out."""
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the request as application/json")
+
+
+DagBagDep = Annotated[Any, Depends(dag_bag)]
+TaskKeyDep = Annotated[history.TaskKey, Depends(task_key)]
+SyncFilterDep = Annotated[history.SyncFilter, Depends(sync_filter)]
+
+
+# ------------------------------------------------------------------------------------------------ the lookup
+
+
+class NoSyncReport(HTTPException):
+    """404: the task instance has no ``report`` XCom (the pages answer it with their own page)."""
+
+    def __init__(self, key: history.TaskKey) -> None:
+        super().__init__(status.HTTP_404_NOT_FOUND, "This task instance has no sync report")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class FoundSync:
+    """A task instance's sync: its history entry and its full report."""
+
+    key: history.TaskKey
+    entry: SyncEntry
+    report: dict[str, Any]
+
+    @property
+    def failure_file(self) -> str:
+        return str(self.report.get("failure_file") or "")
+
+
+def find_sync(session: Session, key: history.TaskKey) -> FoundSync:
+    """The sync of the task instance ``key``, or :class:`NoSyncReport` (404)."""
+    found = history.get_sync(session, key)
+    if found is None:
+        raise NoSyncReport(key)
+    return FoundSync(key, *found)
+
+
+# ------------------------------------------------------------------------------------------------ assembling
 
 
 def _fallback_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in report.get("failures") or [] if isinstance(f, dict)]
 
 
-def build_report(session: Session, bag: Any, key: history.TaskKey, limit: int, offset: int) -> ReportResponse:
-    found = history.get_sync(session, key)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "This task instance has no sync report")
-    entry, report = found
-    url = str(report.get("failure_file") or "")
+def build_report(session: Session, bag: Any, sync: FoundSync, limit: int, offset: int) -> ReportResponse:
+    """The report with its failures grouped by reason and one page of lines (the report's own when the
+    failure file may not be read)."""
+    report, url = sync.report, sync.failure_file
     problem: str | None = None
     try:
         summary = failures.summarize(failures.open_lines(url))
@@ -101,9 +162,9 @@ def build_report(session: Session, bag: Any, key: history.TaskKey, limit: int, o
         summary = failures.summarize(iter(kept))
         lines, total = kept[offset : offset + limit], len(kept)
         source = "the report's first failures" + (" (truncated)" if report.get("failures_truncated") else "")
-    dag = bag.get_latest_version_of_dag(key.dag_id, session=session)
+    dag = bag.get_latest_version_of_dag(sync.key.dag_id, session=session)
     return ReportResponse(
-        sync=entry,
+        sync=sync.entry,
         report=report,
         reasons=summary.groups,
         reasons_source=source,
@@ -128,137 +189,103 @@ def _stream(url: str) -> Iterator[bytes]:
             yield chunk
 
 
+# ------------------------------------------------------------------------------------------------ JSON API
+
+api_router = APIRouter(prefix="/api")
+
+
+@api_router.get("/syncs", dependencies=[ReadDag])
+def list_syncs(session: SessionDep, user: GetUserDep, flt: SyncFilterDep) -> SyncList:
+    entries, total = history.list_syncs(session, readable_dag_ids(user), flt)
+    return SyncList(syncs=entries, total_entries=total)
+
+
+@api_router.get("/report/{dag_id}/{run_id}/{task_id}", dependencies=[ReadReport])
+def get_report(
+    session: SessionDep, bag: DagBagDep, key: TaskKeyDep, limit: Limit = 50, offset: Offset = 0
+) -> ReportResponse:
+    return build_report(session, bag, find_sync(session, key), limit, offset)
+
+
+@api_router.get("/failures/{dag_id}/{run_id}/{task_id}", dependencies=[ReadReport])
+def download_failures(session: SessionDep, key: TaskKeyDep) -> Response:
+    url = find_sync(session, key).failure_file
+    try:
+        next(failures.open_lines(url), None)  # refuses paths outside the roots and missing files
+    except failures.FailureFileRefused as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    headers = {"Content-Disposition": f'attachment; filename="{_download_name(key)}"'}
+    return StreamingResponse(_stream(url), media_type="application/x-ndjson", headers=headers)
+
+
+@api_router.post("/replay/{dag_id}/{run_id}/{task_id}", dependencies=[TriggerDag, Depends(json_body)], status_code=201)
+def replay(session: SessionDep, user: GetUserDep, bag: DagBagDep, key: TaskKeyDep) -> ReplayResponse:
+    sync = find_sync(session, key)
+    try:
+        retryable = failures.summarize(failures.open_lines(sync.failure_file), scan_limit=10**9).retryable_lines
+    except failures.FailureFileRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if not retryable:
+        raise HTTPException(status.HTTP_409_CONFLICT, "No retryable failure to resend (rejections are never retried)")
+    try:
+        new_run = start_replay(session, bag, key, sync.report, sync.failure_file, user.get_name())
+    except ReplayRefused as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return ReplayResponse(
+        dag_id=key.dag_id, dag_run_id=new_run, replay_from=sync.failure_file, retryable_lines=retryable
+    )
+
+
+# ------------------------------------------------------------------------------------------------ HTML pages
+
+pages_router = APIRouter()
+
+
+@pages_router.get("/syncs", response_class=HTMLResponse, dependencies=[ReadDag])
+def syncs_view(session: SessionDep, user: GetUserDep, flt: SyncFilterDep) -> HTMLResponse:
+    readable = readable_dag_ids(user)
+    entries, total = history.list_syncs(session, readable, flt)
+    chart = dataclasses.replace(flt, limit=CHART_RUN_ENTRIES, offset=0)
+    points = history.run_points(history.list_syncs(session, readable, chart)[0])
+    return HTMLResponse(pages.syncs_page(entries, total, flt, points, sorted(readable), base_path()))
+
+
+@pages_router.get("/report/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[ReadReport])
+def report_view(
+    session: SessionDep,
+    user: GetUserDep,
+    bag: DagBagDep,
+    key: TaskKeyDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> HTMLResponse:
+    resp = build_report(session, bag, find_sync(session, key), limit, offset)
+    return HTMLResponse(pages.report_page(resp, base_path(), may_trigger(user, key.dag_id)))
+
+
+async def html_for_pages(request: Request, exc: HTTPException) -> Response:
+    """Pages answer errors in HTML (with the same status); the JSON API keeps Airflow's JSON errors."""
+    if f"{PREFIX}/api/" in request.url.path or request.url.path.startswith("/api/"):
+        return await http_exception_handler(request, exc)
+    if isinstance(exc, NoSyncReport):
+        key = exc.key
+        page = pages.no_report_page(key.dag_id, key.run_id, key.task_id, key.map_index)
+        return HTMLResponse(page, status_code=exc.status_code)
+    return HTMLResponse(pages.error_page(exc.status_code, str(exc.detail), base_path()), status_code=exc.status_code)
+
+
 # ------------------------------------------------------------------------------------------------ the app
 
 
 def create_app() -> FastAPI:
+    """The app the plugin mounts at :data:`PREFIX`: both routers and the pages' HTML errors."""
     app = FastAPI(
         title="User attribute syncs",
         description="Sync history, sync reports and replay of failures (airflow-provider-userattrs).",
         docs_url=None,
         redoc_url=None,
     )
-
-    @app.exception_handler(HTTPException)
-    async def html_for_pages(request: Request, exc: HTTPException) -> Response:
-        """Pages answer errors in HTML (with the same status); the JSON API keeps Airflow's JSON errors."""
-        if f"{PREFIX}/api/" in request.url.path or request.url.path.startswith("/api/"):
-            return await http_exception_handler(request, exc)
-        return HTMLResponse(
-            pages.error_page(exc.status_code, str(exc.detail), base_path()), status_code=exc.status_code
-        )
-
-    @app.get("/api/syncs", dependencies=[ReadDag])
-    def list_syncs(
-        session: SessionDep,
-        user: GetUserDep,
-        dag_id: str | None = None,
-        vendor: str | None = None,
-        state: str | None = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> SyncList:
-        entries, total = history.list_syncs(
-            session, readable_dag_ids(user), sync_filter(dag_id, vendor, state, limit, offset)
-        )
-        return SyncList(syncs=entries, total_entries=total)
-
-    @app.get("/api/report/{dag_id}/{run_id}/{task_id}", dependencies=[ReadReport])
-    def get_report(
-        request: Request,
-        session: SessionDep,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        map_index: MapIndex = -1,
-        limit: Limit = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> ReportResponse:
-        key = history.TaskKey(dag_id, run_id, task_id, map_index)
-        return build_report(session, dag_bag(request), key, limit, offset)
-
-    @app.get("/api/failures/{dag_id}/{run_id}/{task_id}", dependencies=[ReadReport])
-    def download_failures(
-        session: SessionDep, dag_id: str, run_id: str, task_id: str, map_index: MapIndex = -1
-    ) -> Response:
-        key = history.TaskKey(dag_id, run_id, task_id, map_index)
-        found = history.get_sync(session, key)
-        if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "This task instance has no sync report")
-        url = str(found[1].get("failure_file") or "")
-        try:
-            next(failures.open_lines(url), None)  # refuses paths outside the roots and missing files
-        except failures.FailureFileRefused as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-        headers = {"Content-Disposition": f'attachment; filename="{_download_name(key)}"'}
-        return StreamingResponse(_stream(url), media_type="application/x-ndjson", headers=headers)
-
-    @app.post("/api/replay/{dag_id}/{run_id}/{task_id}", dependencies=[TriggerDag], status_code=201)
-    def replay(
-        request: Request,
-        session: SessionDep,
-        user: GetUserDep,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        map_index: MapIndex = -1,
-    ) -> ReplayResponse:
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            # A cross-site form cannot send JSON without a CORS preflight: this keeps cookie-borne CSRF out.
-            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the request as application/json")
-        key = history.TaskKey(dag_id, run_id, task_id, map_index)
-        found = history.get_sync(session, key)
-        if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "This task instance has no sync report")
-        report = found[1]
-        url = str(report.get("failure_file") or "")
-        try:
-            retryable = failures.summarize(failures.open_lines(url), scan_limit=10**9).retryable_lines
-        except failures.FailureFileRefused as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        if not retryable:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "No retryable failure to resend (rejections are never retried)"
-            )
-        try:
-            new_run = start_replay(session, dag_bag(request), key, report, url, user.get_name())
-        except ReplayRefused as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-        return ReplayResponse(dag_id=dag_id, dag_run_id=new_run, replay_from=url, retryable_lines=retryable)
-
-    @app.get("/syncs", response_class=HTMLResponse, dependencies=[ReadDag])
-    def syncs_view(
-        session: SessionDep,
-        user: GetUserDep,
-        dag_id: str | None = None,
-        vendor: str | None = None,
-        state: str | None = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> HTMLResponse:
-        readable = readable_dag_ids(user)
-        flt = sync_filter(dag_id, vendor, state, limit, offset)
-        entries, total = history.list_syncs(session, readable, flt)
-        recent, _ = history.list_syncs(session, readable, sync_filter(dag_id, vendor, state, CHART_RUN_ENTRIES, 0))
-        points = history.run_points(recent)
-        return HTMLResponse(pages.syncs_page(entries, total, flt, points, sorted(readable), base_path()))
-
-    @app.get("/report/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[ReadReport])
-    def report_view(
-        request: Request,
-        session: SessionDep,
-        user: GetUserDep,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        map_index: MapIndex = -1,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> HTMLResponse:
-        key = history.TaskKey(dag_id, run_id, task_id, map_index)
-        if history.get_sync(session, key) is None:
-            return HTMLResponse(pages.no_report_page(dag_id, run_id, task_id, map_index), status_code=404)
-        resp = build_report(session, dag_bag(request), key, limit, offset)
-        return HTMLResponse(pages.report_page(resp, base_path(), may_trigger(user, dag_id)))
-
+    app.exception_handler(HTTPException)(html_for_pages)
+    app.include_router(api_router)
+    app.include_router(pages_router)
     return app

@@ -4,7 +4,7 @@ The path comes from a report XCom, which any task could push: it is never truste
 read only when it lies under one of the *failure roots*:
 
 * the default root, ``$USERATTRS_FAILURE_PATH`` or ``$AIRFLOW_HOME/userattrs/failures``
-  (``operators.storage.default_failure_root``), as the API server sees it;
+  (``sync.storage.default_failure_root``), as the API server sees it;
 * every root listed in the Airflow option ``[userattrs] failure_roots`` (comma-separated URLs or paths, e.g.
   ``AIRFLOW__USERATTRS__FAILURE_ROOTS="s3://bucket/userattrs,/data/failures"``): the ``failure_path`` values
   given to operators, which the API server cannot guess.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from airflow_provider_userattrs.sync.storage import default_failure_root
 from airflow_provider_userattrs.ui.models import ReasonGroup
 
 ROOTS_OPTION = ("userattrs", "failure_roots")
@@ -41,9 +42,6 @@ def configured_roots() -> list[str]:
     from airflow.configuration import conf
 
     extra = conf.get(*ROOTS_OPTION, fallback="") or ""
-    # Imported here: ``operators`` pulls in every hook, which the API server needs only when a page reads a file.
-    from airflow_provider_userattrs.operators.storage import default_failure_root
-
     roots = [default_failure_root(), *(part.strip() for part in re.split(r"[,\n]", extra))]
     return [root for root in dict.fromkeys(roots) if root]
 

@@ -97,7 +97,7 @@ def test_a_failed_user_is_sent_again_next_run(dag_harness, sandbox, warehouse):
 
 
 def test_crash_between_delivery_and_state_write_resends_never_skips(dag_harness, sandbox, warehouse, monkeypatch):
-    from airflow_provider_userattrs.operators import incremental
+    from airflow_provider_userattrs.sync import incremental
 
     original = incremental.WarehouseState.record
     calls = {"n": 0}

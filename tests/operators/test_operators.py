@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from airflow_provider_userattrs.operators import MassUpdateOperator, UpdateUserAttributesOperator
-from airflow_provider_userattrs.operators.storage import read_lines
+from airflow_provider_userattrs.sync.storage import read_lines
 from tests.conftest import VENDOR_USERS
 
 pytestmark = pytest.mark.integration

@@ -52,7 +52,7 @@ def test_extra_roots_come_from_the_airflow_option(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("AIRFLOW__USERATTRS__FAILURE_ROOTS", f"s3://bucket/a, {tmp_path}")
     roots = failures.configured_roots()
     assert "s3://bucket/a" in roots and str(tmp_path) in roots
-    from airflow_provider_userattrs.operators.storage import default_failure_root
+    from airflow_provider_userattrs.sync.storage import default_failure_root
 
     assert roots[0] == default_failure_root()
 
