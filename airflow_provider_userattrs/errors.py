@@ -1,8 +1,11 @@
 """Exceptions of the hooks.
 
-Only :class:`VendorAuthError` escapes a sync: bad credentials fail every user the same way, so retrying
-or reporting each user would only hide the one thing a person must fix. Everything else is turned into a
-per-user outcome by the HTTP core.
+The axis that decides retries is named plainly. Only a :class:`FatalVendorError` escapes a sync: bad
+credentials (:class:`VendorAuthError`) or a route the vendor does not have (:class:`VendorEndpointError`)
+fail every user the same way, so retrying or reporting each user would only hide the one thing a person
+must fix. Everything else is turned into a per-user outcome by the client: :class:`TransientVendorError`
+and :class:`VendorResponseError` end ``FAILED`` (retryable), :class:`CallRejected` ``REJECTED`` (never
+retried).
 """
 
 from __future__ import annotations
@@ -12,13 +15,22 @@ class UserAttrsError(Exception):
     """Base class of this provider's errors."""
 
 
-class VendorAuthError(UserAttrsError):
+class FatalVendorError(UserAttrsError):
+    """Stops a whole sync at once, never retried: every record would fail the same way, whatever it holds."""
+
+
+class VendorAuthError(FatalVendorError):
     """The vendor refused the credentials (401/403, DX ``not_authed``/``invalid_auth``, Fyno "Invalid API
     details"). Fatal for the whole sync, never retried."""
 
 
 class ConnectionConfigError(UserAttrsError):
     """The Airflow connection cannot be used as it is (missing token, bad URL, unsafe scheme)."""
+
+
+class VendorEndpointError(FatalVendorError, ConnectionConfigError):
+    """The vendor has no such route or method (404 from an endpoint that is not about one record, 405): the
+    connection's host or path is wrong. The message names the connection and the URL (never the token)."""
 
 
 class SourceConfigError(UserAttrsError):

@@ -123,7 +123,7 @@ def build(
         defer_after=settings.defer_after,
         shared=_shared_quota(api, url, token, settings, quota, where),
     )
-    sender = Sender(transport, url, settings, pacer, clock, api.label, defer_long_waits=defer_long_waits)
+    sender = Sender(transport, api, url, settings, pacer, clock, api.label, defer_long_waits=defer_long_waits)
     return Client(api, sender, settings, name=name)
 
 
@@ -136,4 +136,7 @@ def _shared_quota(
         raise ConnectionConfigError(
             f"{where}: quota_store needs a declared quota (quota_requests and quota_window_seconds)"
         )
-    return connect_store(settings.quota_store, account_key(api.name, url, token), quota.requests, quota.window_seconds)
+    account = account_key(api.name, url, token)
+    return connect_store(
+        settings.quota_store, account, quota.requests, quota.window_seconds, required=True, where=where
+    )

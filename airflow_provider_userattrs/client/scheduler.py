@@ -10,9 +10,8 @@ One :class:`CallScheduler` runs the calls of one ``update_users`` stream. The ru
 * a window's results are handed back once every call of the window has answered (a user planned into
   several calls, User.com's mass updates, is complete only then).
 
-Each attempt of a call then waits for the hook's pacer
-(:meth:`~airflow_provider_userattrs.hooks.base.UserAttributesHook._attempt`): the scheduler decides which
-call may go, the pacer when.
+Each attempt of a call then waits for the client's pacer (:class:`~.sender.Sender`): the scheduler decides
+which call may go, the pacer when.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A :class:`Sender` knows HTTP and the vendor's pace, not the vendor's payloads: i
 :class:`~airflow_provider_userattrs.client.calls.Call` and hands back the answer, or raises
 
 * :class:`~airflow_provider_userattrs.errors.TransientVendorError` when no usable answer came after the
-  retries (429, 502, 503, 504, timeouts, connection errors; :data:`RETRY_STATUSES`);
+  retries (408, 429, 5xx, timeouts, connection errors: :func:`is_retried`; a vendor that says "rate limited"
+  or "down" inside a 200 or 4xx body is read as the status it means, through the vendor's
+  ``effective_status``);
 * :class:`~airflow_provider_userattrs.client.pacing.LongWait` when the vendor's quota asks for a wait longer
   than ``defer_after`` and the sender was built to defer long waits (``defer_long_waits``): the caller
   turns it into ``POSTPONED`` outcomes carrying the time they may go.
@@ -24,11 +26,18 @@ from airflow_provider_userattrs.client.headers import budget_from_headers, parse
 from airflow_provider_userattrs.client.pacing import LongWait, Pacer
 from airflow_provider_userattrs.client.retry import RetryPolicy, send_with_retries
 from airflow_provider_userattrs.client.transport import HttpResponse, Transport
+from airflow_provider_userattrs.client.vendor import VendorApi
 from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.errors import TransientVendorError
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-"""Answers that say "not now" rather than "no": retried with backoff, then reported retryable."""
+NOT_RETRIED_5XX = frozenset({501, 505})
+"""Server errors about the request's form (method not implemented, HTTP version), not about the moment."""
+
+
+def is_retried(status: int) -> bool:
+    """Answers that say "not now" rather than "no": 408, 429 and server errors. Retried with backoff, then
+    reported ``FAILED`` (retryable): they are never the record's fault."""
+    return status in (408, 429) or (500 <= status <= 599 and status not in NOT_RETRIED_5XX)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Sender:
     """Sends calls to one vendor account over one transport, at the pace its quota allows.
 
     :param transport: the HTTP transport (a pooled urllib3 one, or a test's fake).
+    :param vendor: reads what an answer means (``effective_status``); nothing else of the vendor is used.
     :param base_url: the URL the calls' paths are appended to.
     :param settings: timeouts, retries and waits (:class:`~airflow_provider_userattrs.config.HookSettings`).
     :param pacer: when each request may go (shared by every thread of the client).
@@ -59,6 +69,7 @@ class Sender:
     def __init__(
         self,
         transport: Transport,
+        vendor: VendorApi,
         base_url: str,
         settings: HookSettings,
         pacer: Pacer,
@@ -68,6 +79,7 @@ class Sender:
         defer_long_waits: bool = False,
     ) -> None:
         self.transport = transport
+        self.vendor = vendor
         self.base_url = base_url
         self.settings = settings
         self.pacer = pacer
@@ -91,7 +103,7 @@ class Sender:
         )
 
     def send(self, call: Call, attempts: int | None = None) -> HttpResponse:
-        """Send ``call``, retrying what :data:`RETRY_STATUSES` and the transport's errors cover.
+        """Send ``call``, retrying what :func:`is_retried` and the transport's errors cover.
 
         :param attempts: at most this many attempts (default the ``max_attempts`` setting).
         :raises TransientVendorError: no usable answer after the attempts.
@@ -122,22 +134,24 @@ class Sender:
         except TransientVendorError:
             pacer.on_no_answer()
             raise
-        status = response.status
+        status, said = self.vendor.effective_status(response.status, response.parsed)
         budget = budget_from_headers(response.headers, self.clock.time(), self.clock.monotonic())
         retry_after = None
-        if status in RETRY_STATUSES:
+        if is_retried(status):
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.time())
             if retry_after is None and status == 429 and budget is not None and budget.remaining <= 0:
                 retry_after = max(0.0, budget.reset_at - self.clock.monotonic())
         # A wait beyond what this call may sleep makes it give up, and holds the other threads no longer either.
         held = min(retry_after, policy.max_retry_wait) if retry_after is not None else None
         pacer.on_answer(status, retry_after=held if status == 429 else None, budget=budget)
-        if status not in RETRY_STATUSES:
+        if not is_retried(status):
             return response
         if self.defer_long_waits and retry_after is not None and retry_after > self.settings.defer_after:
             raise LongWait(self.clock.time() + retry_after, retry_after, f"{self.label} asked to wait")
         raise TransientVendorError(
-            f"{self.label} answered HTTP {status}" + (f" (asked to wait {retry_after:.0f} s)" if retry_after else ""),
+            f"{self.label} answered HTTP {response.status}"
+            + (f" ({said})" if said else "")
+            + (f" (asked to wait {retry_after:.0f} s)" if retry_after else ""),
             retry_after=retry_after,
             final=retry_after is not None and retry_after > policy.max_retry_wait,
         )

@@ -8,8 +8,9 @@ workers, and no request is sent only to be answered 429. Set the connection extr
 ``quota_store`` to a Redis URL (``redis://host:6379/0``); it needs a declared quota and the ``redis``
 package (``pip install airflow-provider-userattrs[redis]``).
 
-If the store cannot be reached, pacing falls back to the decentralised rules with a warning: a sync never
-fails because the optional store is down.
+A store the user named (``quota_store``) that cannot be used when the sync starts is a configuration error:
+the task fails at once saying so. If it fails later, mid-sync, pacing falls back to the decentralised rules
+with a warning (:class:`~.pacing.Pacer`): a sync never fails half-way because the store went down.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_userattrs.errors import ConnectionConfigError
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +81,39 @@ def account_key(vendor: str, base_url: str, token: str) -> str:
     return f"{vendor}:{digest}"
 
 
-def connect(url: str, account: str, requests: int, window_seconds: float) -> SharedQuota | None:
-    """The shared quota, or None (with a warning) when the store is not usable: pacing stays decentralised."""
+def shown_url(url: str) -> str:
+    """``url`` without its password (``redis://:secret@host`` -> ``redis://***@host``), for messages."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]))
+
+
+def connect(
+    url: str, account: str, requests: int, window_seconds: float, *, required: bool = False, where: str = "client"
+) -> SharedQuota | None:
+    """The shared quota of ``account`` in the store at ``url``.
+
+    :param required: the store was named by the user (the ``quota_store`` setting): one that cannot be used
+        (its client library missing, unreachable) is a configuration error, since the user asked for an
+        account-wide pace and would otherwise not get it without noticing. A store found by default falls
+        back, with a warning, to the pacing from the vendor's answers (``None``).
+    :raises ConnectionConfigError: a required store that cannot be used, naming it (without its password).
+    """
     try:
         quota = RedisQuota(url, account, requests, window_seconds)
         quota.ping()  # reach it now rather than on the first request
-    except Exception as exc:  # any problem with an optional store must not fail a sync
-        log.warning("quota_store not usable (%s: %s): pacing from the vendor's answers only", type(exc).__name__, exc)
+    except Exception as exc:  # whatever the problem, the store cannot serve
+        problem = (
+            "the redis package is not installed (pip install 'airflow-provider-userattrs[redis]')"
+            if isinstance(exc, ImportError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        if required:
+            raise ConnectionConfigError(
+                f"{where}: quota_store {shown_url(url)!r} cannot be used ({problem}); fix it, or remove the "
+                "setting to pace from the vendor's answers alone"
+            ) from None
+        log.warning("quota_store %s not usable (%s): pacing from the vendor's answers only", shown_url(url), problem)
         return None
     return quota

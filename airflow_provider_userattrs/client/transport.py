@@ -3,11 +3,12 @@
 urllib3 directly, not ``requests``: measured on the sandbox, requests' per-request machinery (settings
 merging, hooks, cookie jars, response models) cost twice the CPU of the request itself, and a sync is
 CPU-bound in the client long before the vendor notices. urllib3's own retries are off (they skip POST
-unless told otherwise, and cannot honour a vendor's pace): the hook's tenacity policy retries instead.
+unless told otherwise, and cannot honour a vendor's pace): the client's sender retries instead.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.request
@@ -35,6 +36,11 @@ class HttpResponse:
 
     def json(self) -> Any:
         """The parsed body, or None when it is not JSON (HTML error pages, truncated bodies, nothing)."""
+        return self.parsed
+
+    @functools.cached_property
+    def parsed(self) -> Any:
+        """The body parsed once (the sender and the answer's reader both look at it)."""
         if not self.data:
             return None
         try:
@@ -52,7 +58,7 @@ class Transport(Protocol):
 
 
 class Urllib3Transport:
-    """A thread-safe pool of keep-alive connections, sized to the hook's concurrency."""
+    """A thread-safe pool of keep-alive connections, sized to the client's concurrency."""
 
     def __init__(self, base_url: str, headers: dict[str, str], *, maxsize: int, verify: bool, label: str) -> None:
         self.label = label

@@ -47,6 +47,9 @@ class VendorApi(Protocol):
     """Which setting bounds how many users are planned together (None: one user per window)."""
     announces_budget: bool
     """The vendor sends its remaining budget on every answer (AltaTech's ``X-RateLimit-*``)."""
+    alternate_methods: Mapping[str, tuple[str, ...]]
+    """Paths whose documented method is uncertain, and the methods to try on a 405 that names the one sent
+    (User.com's mass update: its docs say PUT and their examples POST)."""
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         """The path under the base URL where the API lives (``name`` says whose settings, for errors)."""
@@ -66,6 +69,16 @@ class VendorApi(Protocol):
 
     def check_auth(self, status: int, body: Any, name: str) -> None:
         """Raise :class:`VendorAuthError` when the answer refuses the credentials."""
+        ...
+
+    def effective_status(self, status: int, body: Any) -> tuple[int, str | None]:
+        """The HTTP status an answer means, and the vendor's words for it: a vendor that says "rate limited"
+        or "down" in a 200 or 4xx body answers as a 429 or a 503 would (the sender then retries it)."""
+        ...
+
+    def not_found_reason(self, call: Call, body: Any) -> str | None:
+        """A 404 about one record (the reason to reject it), or None: a 404 about the route, a configuration
+        error. Only a per-record path can answer the former."""
         ...
 
     def error_message(self, body: Any) -> str:
@@ -88,6 +101,11 @@ def snippet(text: str, limit: int = 120) -> str:
     """``text`` on one line, cut to ``limit`` characters: enough to recognise an answer in a reason."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain_status(status: int, body: Any) -> tuple[int, str | None]:
+    """For a vendor whose bodies never contradict the HTTP status."""
+    return status, None
 
 
 def bearer(token: str) -> dict[str, str]:

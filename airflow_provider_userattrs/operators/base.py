@@ -17,8 +17,8 @@ from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
 from airflow_provider_userattrs.client import Client
 from airflow_provider_userattrs.compat import AirflowFailException, BaseOperator
 from airflow_provider_userattrs.config import truthy
-from airflow_provider_userattrs.errors import ConnectionConfigError, SourceConfigError
-from airflow_provider_userattrs.hooks import VendorAuthError, get_hook
+from airflow_provider_userattrs.errors import ConnectionConfigError, FatalVendorError, SourceConfigError
+from airflow_provider_userattrs.hooks import get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.operators.running import (
     failure_folder,
@@ -242,7 +242,7 @@ class UserAttributesSyncOperator(BaseOperator):
         gc.freeze()
         try:
             outcome = self._run(engine, context, root)
-        except VendorAuthError as exc:
+        except FatalVendorError as exc:  # bad credentials, a route the vendor lacks: no retry can help
             error = str(exc)
         except (CheckpointError, SourceConfigError) as exc:
             raise AirflowFailException(str(exc)) from None

@@ -12,7 +12,7 @@ from urllib3 import HTTPHeaderDict
 from airflow_provider_userattrs.client.calls import Entry
 from airflow_provider_userattrs.client.delivery import Delivery
 from airflow_provider_userattrs.client.transport import HttpResponse
-from airflow_provider_userattrs.errors import CallRejected, VendorAuthError, VendorResponseError
+from airflow_provider_userattrs.errors import CallRejected, VendorAuthError, VendorEndpointError, VendorResponseError
 
 USERS = {"altatech": "u1", "fyno": "d1", "dx": "a@example.com", "usercom": 7}
 EXTRA = {"fyno": {"workspace_id": "sandboxwsid"}}
@@ -59,7 +59,7 @@ def test_any_answer_becomes_outcomes_or_a_clear_error(make_client, vendor, statu
         outcomes = Delivery(client.vendor, client.sender, client.name).read(call, response)
     except VendorAuthError as exc:
         assert label in str(exc)
-    except (CallRejected, VendorResponseError) as exc:
+    except (CallRejected, VendorEndpointError, VendorResponseError) as exc:
         assert label in str(exc) and str(status) in str(exc), str(exc)
     else:
         assert outcomes, "an answer must settle the call's attributes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -11,6 +12,7 @@ import pytest
 
 from airflow_provider_userattrs.client.pacing import Pacer, Quota
 from airflow_provider_userattrs.client.shared_quota import account_key, connect
+from airflow_provider_userattrs.errors import ConnectionConfigError
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 
@@ -53,11 +55,33 @@ def test_processes_sharing_a_store_never_exceed_the_quota_in_any_window(redis_ur
     assert len(sent) >= requests  # and the quota is used, not starved
 
 
-def test_an_unreachable_store_falls_back_to_decentralised_pacing(caplog):
+def test_an_unreachable_store_found_by_default_falls_back_to_decentralised_pacing(caplog):
     pytest.importorskip("redis")
     with caplog.at_level(logging.WARNING):
-        assert connect("redis://127.0.0.1:1/0", "test:x", 10, 1.0) is None
-    assert "quota_store not usable" in caplog.text
+        assert connect("redis://:s3cret@127.0.0.1:1/0", "test:x", 10, 1.0) is None
+    assert "not usable" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_a_named_store_that_cannot_be_used_is_a_configuration_error():
+    pytest.importorskip("redis")
+    with pytest.raises(
+        ConnectionConfigError, match=r"quota_store 'redis://\*\*\*@127.0.0.1:1/0' cannot be used"
+    ) as raised:
+        connect("redis://:s3cret@127.0.0.1:1/0", "test:x", 10, 1.0, required=True, where="DX connection 'crm'")
+    assert "DX connection 'crm'" in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_a_named_store_without_its_client_library_is_a_configuration_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis -> ImportError
+    with pytest.raises(ConnectionConfigError, match=r"redis package is not installed"):
+        connect("redis://127.0.0.1:6379/0", "test:x", 10, 1.0, required=True)
+
+
+def test_a_connection_naming_an_unreachable_store_fails_before_any_request(make_client, fake):
+    pytest.importorskip("redis")
+    with pytest.raises(ConnectionConfigError, match="quota_store"):
+        make_client("dx", quota_requests=10, quota_window_seconds=1, quota_store="redis://127.0.0.1:1/0")
+    assert fake.calls == []
 
 
 def test_the_account_key_does_not_hold_the_token():

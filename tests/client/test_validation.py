@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_userattrs.client.vendors import altatech, dx, fyno, usercom
 from airflow_provider_userattrs.client.validation import Validator, VendorRules, format_checker
+from airflow_provider_userattrs.client.vendors import altatech, dx, fyno, usercom
 from airflow_provider_userattrs.results import Outcome, UserUpdate
 
 FYNO = Validator(fyno.RULES)

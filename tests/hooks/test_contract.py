@@ -156,7 +156,8 @@ def test_a_redirect_is_never_delivery(fake, make_hook, vendor, body):
 )
 def test_dx_failure_entries_of_every_plausible_shape_are_attributed(fake, make_hook, failures):
     hook = make_hook("dx")
-    fake.post(DX_UPDATE, json={"ok": True, "user": {"failures": failures}})
+    team = {"name": "Team", "value": "core", "updated": True}
+    fake.post(DX_UPDATE, json={"ok": True, "user": {"failures": failures, "attributes": [team]}})
     result = hook.update_user("a@b.co", {"Tenure": 5, "Team": "core"})
     assert outcomes(result) == {"Tenure": Outcome.REJECTED, "Team": Outcome.DELIVERED}
 
@@ -191,12 +192,20 @@ def test_altatech_service_error_code_in_a_2xx_is_retryable(fake, make_hook):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"request_id": "r", "results": [{"status": "ok"}, {"status": "error", "_message": "bad"}]}, ["ok", "no"]),
-        ({"request_id": "r", "batch": [{"success": True}, {"success": False, "error": "bad"}]}, ["ok", "no"]),
-        ({"request_id": "r", "results": ["success", "failed"]}, ["ok", "no"]),
+        # Documented (vendor-notes): one item per entry, keyed by operation, naming no user; only "ok".
+        ({"request_id": "r", "batch": [{"$set": "ok"}, {"$set": "ok"}]}, ["ok", "ok"]),
+        ({"request_id": "r", "batch": [{"$set": "ok"}, {"$set": "error"}]}, ["ok", "retry"]),
+        # Plausible shapes that name the user or carry a status: read too; anything but "ok" is not confirmed.
+        ({"request_id": "r", "results": [{"status": "ok"}, {"status": "error", "_message": "bad"}]}, ["ok", "retry"]),
+        ({"request_id": "r", "batch": [{"success": True}, {"success": False, "error": "bad"}]}, ["ok", "retry"]),
+        ({"request_id": "r", "batch": [{"distinct_id": "d1", "$set": "ok"}]}, ["retry", "ok"]),
+        ({"request_id": "r", "results": ["ok", "failed"]}, ["ok", "retry"]),
         ({"request_id": "r"}, ["ok", "ok"]),
         ({"request_id": "r", "results": [{"status": "ok"}, {"weird": 1}]}, ["ok", "retry"]),
-        ({"request_id": "r", "results": [{"status": "ok"}]}, ["ok", "retry"]),
+        # Fewer items than users, naming none: nobody can tell whose item it is.
+        ({"request_id": "r", "results": [{"status": "ok"}]}, ["retry", "retry"]),
+        # No request_id: the answer confirms nothing.
+        ({"batch": [{"$set": "ok"}, {"$set": "ok"}]}, ["retry", "retry"]),
     ],
 )
 def test_fyno_per_item_status_in_every_plausible_shape(fake, make_hook, body, expected):

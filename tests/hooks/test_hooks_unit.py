@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from airflow_provider_userattrs.hooks import AltaTechHook, DXHook, FynoHook, UserComHook, VendorAuthError
 from airflow_provider_userattrs.errors import ConnectionConfigError
+from airflow_provider_userattrs.hooks import AltaTechHook, DXHook, FynoHook, UserComHook, VendorAuthError
 from airflow_provider_userattrs.results import Outcome, UserUpdate
 
 TOKEN = "unit-test-token-0123456789"  # the same token as conftest.make_hook
@@ -58,6 +58,9 @@ def test_altatech_parameter_error_is_a_rejection(fake, make_hook):
     assert "bad user_id" in result.results[0].reason and "HTTP 400" in result.results[0].reason
 
 
+DEPARTMENT_UPDATED = {"name": "Department", "value": "Eng", "updated": True}
+
+
 def test_retries_on_429_honouring_retry_after_then_delivers(fake, make_hook, clock):
     hook = make_hook("dx")
     url = f"{BASE}/users.attributes.update"
@@ -65,7 +68,7 @@ def test_retries_on_429_honouring_retry_after_then_delivers(fake, make_hook, clo
     start = clock.now
     when = email.utils.formatdate(start + 12, usegmt=True)
     fake.post(url, status=503, headers={"Retry-After": when}, body="")
-    fake.post(url, status=200, json={"ok": True, "user": {"failures": []}})
+    fake.post(url, status=200, json={"ok": True, "user": {"failures": [], "attributes": [DEPARTMENT_UPDATED]}})
     result = hook.update_user("a@b.co", {"Department": "Eng"})
     assert result.ok
     assert len(fake.calls) == 3
@@ -88,7 +91,7 @@ def test_connection_errors_are_retried(fake, make_hook, clock):
     url = f"{BASE}/users.attributes.update"
     fake.post(url, body=ConnectionResetError("reset by peer"))
     fake.post(url, body=TimeoutError("slow"))
-    fake.post(url, json={"ok": True, "user": {}})
+    fake.post(url, json={"ok": True, "user": {"attributes": [{"name": "a", "value": "1", "updated": True}]}})
     assert hook.update_user("a@b.co", {"a": "1"}).ok
     assert len(fake.calls) == 3
 
@@ -151,12 +154,14 @@ def test_garbage_answers_become_clear_retryable_failures(fake, make_hook, status
 
 def test_fyno_batches_users_and_maps_nulls_to_unset(fake, make_hook):
     hook = make_hook("fyno", extra={"workspace_id": "ws-0123456789"}, batch_size=3)
-    fake.post(
-        FYNO_BATCH,
-        status=202,
-        json={"request_id": "r", "results": [{"status": "ok"}, {"status": "error", "_message": "too long"}]},
-    )
-    fake.post(FYNO_BATCH, status=202, json={"request_id": "r2"})
+
+    def answer(request):
+        # The two batches go out concurrently: the answer depends on the batch, never on which came first.
+        batch = json.loads(request.body)["batch"]
+        items = [{"$set": "failed" if i["distinct_id"] == "d1" else "ok", "$unset": "ok"} for i in batch]
+        return 202, {}, json.dumps({"request_id": f"r-{len(batch)}", "batch": items})
+
+    fake.add_callback("POST", FYNO_BATCH, answer)
     updates = [UserUpdate(f"d{i}", {"plan": "pro", "old": None}) for i in range(4)]
     results = {r.user_id: r for r in hook.update_users(updates)}
     assert len(fake.calls) == 2  # batches of 3 and 1 (sent concurrently: either may go first)
@@ -164,7 +169,8 @@ def test_fyno_batches_users_and_maps_nulls_to_unset(fake, make_hook):
     assert first["batch"][0] == {"distinct_id": "d0", "action": {"$set": {"plan": "pro"}, "$unset": ["old"]}}
     assert len(first["batch"]) == 3
     assert results["d0"].ok and not results["d1"].ok and results["d3"].ok
-    assert "too long" in results["d1"].failures[0].reason
+    (failed,) = results["d1"].failures
+    assert failed.attribute == "plan" and failed.retryable and '"$set": "failed"' in failed.reason
 
 
 def test_fyno_whole_batch_rejection_is_split_until_the_bad_record_is_isolated(fake, make_hook):

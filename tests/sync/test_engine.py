@@ -156,7 +156,9 @@ def crash_once(step: str, chunk: int, world: FakeVendor, path: ObjectStoragePath
     """The client, folder and checkpoint of a first try that dies at ``step`` of chunk ``chunk``."""
     client, folder, checkpoint = FakeClient(world), FailureFolder(path), CrashingCheckpoint()
     if step in ("before send", "mid send", "after send"):
-        client = FakeClient(world, crash_at_call=chunk, crash_after_results={"before send": 0, "mid send": 2}.get(step, 4))
+        client = FakeClient(
+            world, crash_at_call=chunk, crash_after_results={"before send": 0, "mid send": 2}.get(step, 4)
+        )
     elif step in ("before parts", "between parts"):
         folder = CrashingFolder(path, crash_at=2 * chunk + (step == "between parts"))  # 2 parts a chunk
     else:
@@ -237,7 +239,9 @@ def test_dry_run_validates_counts_and_previews_without_sending(folder_path):
     world = FakeVendor()
     client = FakeClient(world)
     records = rows(14, invalid=[2], no_id=[4])
-    outcome = SyncEngine(client, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(source(records)(ResumePoint()))
+    outcome = SyncEngine(client, FailureFolder(folder_path), 1, chunk_size=CHUNK).dry_run(
+        source(records)(ResumePoint())
+    )
     assert outcome.dry_run is not None
     assert (outcome.total, outcome.succeeded, outcome.failed, outcome.dry_run.would_send) == (14, 12, 2, 12)
     assert len(outcome.dry_run.preview) == 10 and outcome.dry_run.preview[0].attributes == {"plan": "p0"}

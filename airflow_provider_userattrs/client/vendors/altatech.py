@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
@@ -61,6 +61,7 @@ class AltaTechApi:
     rules = RULES
     window_setting: str | None = None
     announces_budget = True
+    alternate_methods: Mapping[str, tuple[str, ...]] = {}
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         return ""
@@ -85,17 +86,27 @@ class AltaTechApi:
     def error_message(self, body: Any) -> str:
         return common_error_message(body)
 
+    def effective_status(self, status: int, body: Any) -> tuple[int, str | None]:
+        """An error code names its HTTP status in its first three digits (40000 bad request, 40127
+        unauthorised): a 429xx, 408xx or 5xxxx code in any answer is a throttle, a timeout or an outage."""
+        code = _error_code(body)
+        meant = code // 100 if code is not None and 10000 <= code <= 59999 else None
+        if meant is not None and (meant in (408, 429) or meant >= 500):
+            return meant, f"code {code}: {self.error_message(body)}"
+        return status, None
+
+    def not_found_reason(self, call: Call, body: Any) -> str | None:
+        return None  # one endpoint for every user: a 404 is about the route
+
     def blame(self, call: Call, body: Any) -> Blame | None:
         return None
 
     def parse(self, call: Call, status: int, body: Any) -> Outcomes:
         """Success is a 2xx with ``success_update``/``fail_update``. An error body (``{"code", "message"}`` or
         ``{"error": {...}}``, vendor-notes: which status carries it is not published) is a rejection
-        whatever the status, except a 5xxxx code, which is about the service and retryable."""
+        whatever the status (codes about the service or the pace never get here: see :meth:`effective_status`)."""
         code = _error_code(body)
         if status >= 400 or code is not None:
-            if code is not None and 50000 <= code < 60000:
-                raise VendorResponseError(f"AltaTech answered error code {code}: {self.error_message(body)}")
             raise rejected(self, status, body)
         if not 200 <= status < 300:
             raise not_understood(self, status, body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
@@ -22,19 +22,16 @@ from airflow_provider_userattrs.results import AttributeResult, Outcome
 
 UPDATE_PATH = "/users.attributes.update"
 AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "missing_scope"})
-SERVICE_ERRORS = frozenset(
-    {
-        "internal_error",
-        "service_unavailable",
-        "fatal_error",
-        "request_timeout",
-        "timeout",
-        "ratelimited",
-        "rate_limited",
-    }
-)
+RATE_ERRORS = frozenset({"ratelimited", "rate_limited"})
+SERVICE_ERRORS = frozenset({"internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout"})
 """Codes about DX rather than the request: the seed warns that "other errors can be returned in the case where
-the service is down". Retryable; so is any code on a 5xx. Every other code is taken as about the request."""
+the service is down". Retried as a 503 (and :data:`RATE_ERRORS` as a 429) whatever the HTTP status; every other
+code is taken as about the request."""
+NOT_LISTED = "DX's answer did not list this attribute as updated: not confirmed"
+NOT_UPDATED = (
+    "DX answered updated: false for this attribute: not confirmed (DX does not say whether it refused the "
+    "value or already had it); resent by a retry or a replay"
+)
 _NAME_KEYS = ("name", "attribute", "attribute_name", "key", "field")
 _REASON_KEYS = ("error", "reason", "message", "code")
 
@@ -81,6 +78,7 @@ class DXApi:
     rules = RULES
     window_setting: str | None = None
     announces_budget = False
+    alternate_methods: Mapping[str, tuple[str, ...]] = {}
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         return ""
@@ -105,38 +103,69 @@ class DXApi:
     def error_message(self, body: Any) -> str:
         return common_error_message(body)
 
+    def effective_status(self, status: int, body: Any) -> tuple[int, str | None]:
+        error = body.get("error") if isinstance(body, dict) and body.get("ok") is False else None
+        if error in RATE_ERRORS:
+            return 429, f"ok: false, {error}"
+        if error in SERVICE_ERRORS:
+            return max(status, 503), f"ok: false, {error}"
+        return status, None
+
+    def not_found_reason(self, call: Call, body: Any) -> str | None:
+        return None  # one endpoint for every user (an unknown email is a 422): a 404 is about the route
+
     def blame(self, call: Call, body: Any) -> Blame | None:
         return None
 
     def parse(self, call: Call, status: int, body: Any) -> Outcomes:
-        """``ok`` decides. Per-attribute problems come in ``user.failures``, whose entry shape DX does not
-        publish: a name under any of :data:`_NAME_KEYS` or a bare string is attributed to that attribute;
-        an entry naming no attribute fails every attribute of the user (nothing unconfirmed is delivered)."""
+        """``ok`` decides, then each attribute needs its confirmation (seed 002): a non-null attribute is
+        delivered only when ``user.attributes`` lists it with ``"updated": true`` (names compared without case,
+        as DX compares them); a null one (a removal, "not returned in the response") when ``ok`` is true and no
+        failure names it. ``updated: false`` is ambiguous (refused, or unchanged) and so not counted delivered:
+        it is a retryable failure with its own reason. Per-attribute problems come in ``user.failures``, whose
+        entry shape DX does not publish: a name under any of :data:`_NAME_KEYS` or a bare string fails that
+        attribute; an entry naming no attribute, or one that was not sent, fails every attribute of the user."""
         if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
             raise VendorResponseError(f"DX answered HTTP {status} without an ok field")
         if not body["ok"]:
-            error = body.get("error")
-            if error in SERVICE_ERRORS or status >= 500:
-                raise VendorResponseError(
-                    f"DX answered ok: false with {error!r}, an error of the service (HTTP {status})"
-                )
             raise rejected(self, status, body)
         if not 200 <= status < 300:
             raise not_understood(self, status, body)
         (entry,) = call.entries
-        user = body.get("user")
-        named, unattributed = _failures(user.get("failures") if isinstance(user, dict) else None)
+        raw_user = body.get("user")
+        user: dict[str, Any] = raw_user if isinstance(raw_user, dict) else {}
+        named, unattributed = _failures(user.get("failures"))
+        sent = {name.casefold() for name in entry.values}
+        stray = {name: reason for name, reason in named.items() if name.casefold() not in sent}
+        if stray and not unattributed:
+            unattributed = "for attributes not sent: " + json.dumps(stray, default=str)[:120]
+        failed = {name.casefold(): reason for name, reason in named.items()}
+        confirmed = _confirmations(user.get("attributes"))
         results: Outcomes = []
         for name, value in entry.values.items():
-            if name in named:
-                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, f"DX: {named[name]}")
+            key = name.casefold()
+            if key in failed:
+                result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, f"DX: {failed[key]}")
             elif unattributed:
-                reason = f"DX reported a failure naming no attribute: {unattributed}"
+                reason = f"DX reported a failure naming no attribute it was sent: {unattributed}"
                 result = AttributeResult(entry.user_id, name, Outcome.REJECTED, value, reason)
-            else:
+            elif value is None or confirmed.get(key) is True:
                 result = AttributeResult(entry.user_id, name, Outcome.DELIVERED, value)
+            else:
+                reason = NOT_UPDATED if confirmed.get(key) is False else NOT_LISTED
+                result = AttributeResult(entry.user_id, name, Outcome.FAILED, value, reason)
             results.append((entry.ref, result))
         return results
+
+
+def _confirmations(attributes: Any) -> dict[str, bool | None]:
+    """Attribute name (folded) -> its ``updated`` flag in the answer (None: listed without a boolean flag)."""
+    confirmed: dict[str, bool | None] = {}
+    for item in attributes if isinstance(attributes, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            updated = item.get("updated")
+            confirmed[item["name"].casefold()] = updated if isinstance(updated, bool) else None
+    return confirmed
 
 
 def _first_text(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:

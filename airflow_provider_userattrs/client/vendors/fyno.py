@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +16,7 @@ from airflow_provider_userattrs.client.vendor import (
     common_error_message,
     delivered,
     not_understood,
+    plain_status,
     rejected,
 )
 from airflow_provider_userattrs.config import HookSettings
@@ -40,11 +41,11 @@ RULES = VendorRules(
     types_dates=True,  # a new property takes the type of its value; dates must be ISO 8601 (seeds 001/003)
 )
 
-_ITEM_KEYS = ("results", "batch", "items", "statuses")
-_ACCEPTED = "accepted"
-_UNKNOWN = "unknown"
-_OK_WORDS = frozenset({"ok", "success", "succeeded", "accepted", "queued", "processed"})
-_ERROR_WORDS = frozenset({"error", "failed", "failure", "rejected", "invalid"})
+_ITEM_KEYS = ("batch", "results", "items", "statuses")
+"""Where a batch answer's per-item list may be: ``batch`` is documented (vendor-notes); the others are read
+too, since the field was unpublished when the first clients were written."""
+OPERATIONS = ("$set", "$unset", "$once", "$add", "$append", "$remove")
+_OK = "ok"
 
 
 def _refuse(raw: Any) -> str:
@@ -77,6 +78,7 @@ class FynoApi:
     rules = RULES
     window_setting: str | None = "batch_size"
     announces_budget = False
+    alternate_methods: Mapping[str, tuple[str, ...]] = {}
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         workspace = (settings.workspace_id or "").strip()
@@ -107,56 +109,72 @@ class FynoApi:
     def error_message(self, body: Any) -> str:
         return common_error_message(body)
 
+    def effective_status(self, status: int, body: Any) -> tuple[int, str | None]:
+        return plain_status(status, body)
+
+    def not_found_reason(self, call: Call, body: Any) -> str | None:
+        return None  # the batch endpoint serves every user (unknown users are created): a 404 is the route's
+
     def blame(self, call: Call, body: Any) -> Blame | None:
         return None
 
     def parse(self, call: Call, status: int, body: Any) -> Outcomes:
-        """The documented success is 202 with a ``request_id`` (accepted, processed later). Fyno documents a
-        per-item status in a batch answer but not its shape: a list under ``results``, ``batch``, ``items``
-        or ``statuses``, one per user, is read where its items are recognisable; an item that is not is a
-        retryable failure (never counted delivered), and so is a user the list has no item for; no list at
-        all means the 202 covers every user."""
+        """Success is 202 with a ``request_id`` (accepted, processed later) and, documented for the batch
+        endpoint, one item per entry sent, keyed by operation and naming no user: ``{"$set": "ok", "$unset":
+        "ok"}``. An answer without a ``request_id`` confirms nothing (every user ``FAILED``, retryable). Items
+        are matched to users by ``distinct_id`` when they carry one, else by position, and by position only
+        when there are as many items as users; a user without an item, or whose operation is not ``"ok"`` (no
+        other status is documented), is ``FAILED`` (retryable) with what the answer said, never delivered by
+        guesswork. Without an item list, the ``request_id`` covers every user."""
         if status >= 400:
             raise rejected(self, status, body)
-        if not 200 <= status < 300 or not isinstance(body, dict) or str(body.get("status", "")).lower() == "error":
+        if not 200 <= status < 300 or not isinstance(body, dict) or not body.get("request_id"):
             raise not_understood(self, status, body)
         items = next((body[k] for k in _ITEM_KEYS if isinstance(body.get(k), list)), None)
+        if items is None:
+            return [item for entry in call.entries for item in delivered(entry)]
+        matched, why = _match_items(items, call.entries)
         results: Outcomes = []
-        for index, entry in enumerate(call.entries):
-            item = items[index] if items is not None and index < len(items) else None
-            verdict = _ACCEPTED if items is None else _item_verdict(item)
-            if verdict is _ACCEPTED:
-                results.extend(delivered(entry))
-                continue
-            outcome = Outcome.FAILED if verdict is _UNKNOWN else Outcome.REJECTED
-            shown = json.dumps(item, default=str)[:120]
-            reason = (
-                f"Fyno's answer for this user was not understood: {shown}"
-                if verdict is _UNKNOWN
-                else f"Fyno refused this user: {verdict}"
-            )
-            results.extend(
-                (entry.ref, AttributeResult(entry.user_id, name, outcome, value, reason))
-                for name, value in entry.values.items()
-            )
+        for entry in call.entries:
+            item = matched.get(entry.ref)
+            for name, value in entry.values.items():
+                verdict = why if item is None else _operation_status(item, "$unset" if value is None else "$set")
+                if verdict == _OK:
+                    results.append((entry.ref, AttributeResult(entry.user_id, name, Outcome.DELIVERED, value)))
+                else:
+                    results.append((entry.ref, AttributeResult(entry.user_id, name, Outcome.FAILED, value, verdict)))
         return results
 
 
-def _item_verdict(item: Any) -> str:
-    """``_ACCEPTED``, ``_UNKNOWN``, or the reason Fyno gave for refusing one batch item."""
-    if isinstance(item, str):
-        word = item.lower()
-        return _ACCEPTED if word in _OK_WORDS else (item if word in _ERROR_WORDS else _UNKNOWN)
-    if not isinstance(item, dict):
-        return _UNKNOWN
-    message = next((str(item[k]) for k in ("_message", "message", "error", "reason") if item.get(k)), None)
-    success = item.get("success")
-    status = str(item.get("status", "")).lower()
-    if success is True or status in _OK_WORDS:
-        return _ACCEPTED
-    if success is False or status in _ERROR_WORDS or (message and not status):
-        return message or status or "refused"
-    return _UNKNOWN
+def _match_items(items: list[Any], entries: Sequence[Entry]) -> tuple[dict[int, Any], str]:
+    """Entry ref -> its item, and the reason for the users left without one."""
+    named = [item for item in items if isinstance(item, dict) and item.get("distinct_id") is not None]
+    if named:
+        by_user = {str(item["distinct_id"]): item for item in named}
+        matched = {e.ref: by_user[str(e.user_id)] for e in entries if str(e.user_id) in by_user}
+        return matched, "Fyno's batch answer has no item naming this user: not confirmed"
+    if len(items) == len(entries):
+        return {entry.ref: item for entry, item in zip(entries, items, strict=True)}, ""
+    return {}, (f"Fyno's batch answer has {len(items)} items for {len(entries)} users sent, naming none: not confirmed")
+
+
+def _operation_status(item: Any, operation: str) -> str:
+    """``"ok"``, or the reason one operation of one batch item is not confirmed."""
+    # The user's own id is left out of the reason: one text per cause, so that failures group.
+    plain = {k: v for k, v in item.items() if k != "distinct_id"} if isinstance(item, dict) else item
+    shown = json.dumps(plain, default=str)[:120]
+    if isinstance(item, dict):
+        if any(op in item for op in OPERATIONS):
+            status = item.get(operation)
+        elif "status" in item:
+            status = item.get("status")
+        else:
+            status = "ok" if item.get("success") is True else None
+        if isinstance(status, str) and status.strip().lower() == _OK:
+            return _OK
+    elif isinstance(item, str) and item.strip().lower() == _OK:
+        return _OK
+    return f'Fyno\'s answer for this user is not "ok" for {operation}: {shown}'
 
 
 FYNO = FynoApi()

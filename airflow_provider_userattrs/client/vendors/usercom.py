@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
@@ -16,11 +16,14 @@ from airflow_provider_userattrs.client.vendor import (
     common_error_message,
     delivered,
     not_understood,
+    plain_status,
     rejected,
 )
 from airflow_provider_userattrs.config import HookSettings
 
 MASS_UPDATE = "/users/mass_update_custom_attributes/"
+PER_USER = re.compile(r"^/users/\d+/set_multiple_attributes/$")
+UNKNOWN_USER = "User.com: no user with this id in the app"
 MIN_GROUP_SIZE = 2
 """Users sharing a value take one mass update from this many on; fewer go per user."""
 _ID_LIST = re.compile(r"\[([\d,\s]+)\]")
@@ -103,6 +106,8 @@ class UserComApi:
     rules = RULES
     window_setting: str | None = "mass_update_chunk_size"
     announces_budget = False
+    alternate_methods: Mapping[str, tuple[str, ...]] = {MASS_UPDATE: ("POST", "PUT")}
+    """Seed 004's heading says PUT, its examples POST: POST first, PUT after a 405 naming POST."""
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         return "/api/public"
@@ -119,6 +124,16 @@ class UserComApi:
 
     def check_auth(self, status: int, body: Any, name: str) -> None:
         check_http_auth(self, status, body, name)
+
+    def effective_status(self, status: int, body: Any) -> tuple[int, str | None]:
+        return plain_status(status, body)
+
+    def not_found_reason(self, call: Call, body: Any) -> str | None:
+        """An unknown id on the per-user path is a 404 (vendor-notes) in Django REST framework's shape,
+        ``{"detail": "Not found."}``: the record's fault. Any other 404 is about the route."""
+        if PER_USER.match(call.path) and isinstance(body, dict) and isinstance(body.get("detail"), str):
+            return UNKNOWN_USER
+        return None
 
     def error_message(self, body: Any) -> str:
         if isinstance(body, dict) and "detail" not in body and body:
@@ -145,7 +160,7 @@ class UserComApi:
             return Blame(call.entries, f"User.com rejected the request for every user: {self.error_message(body)}")
         named = _named_ids(body.get("ids"))
         blamed = tuple(entry for entry in call.entries if entry.user_id in named)
-        return Blame(blamed, "User.com: no user with this id in the app") if blamed else None
+        return Blame(blamed, UNKNOWN_USER) if blamed else None
 
     def parse(self, call: Call, status: int, body: Any) -> Outcomes:
         """A 2xx is success: the seed shows no answer body (the sibling mass update of standard attributes
