@@ -124,7 +124,7 @@ def build(
         shared=_shared_quota(api, url, token, settings, quota, where),
     )
     sender = Sender(transport, api, url, settings, pacer, clock, api.label, defer_long_waits=defer_long_waits)
-    return Client(api, sender, settings, name=name)
+    return Client(api, sender, settings, name=name, secrets=(token,))
 
 
 def _shared_quota(

@@ -36,15 +36,18 @@ class Client:
     :param sender: how requests go (its transport, pace and retries).
     :param settings: the checked settings.
     :param name: how messages name the credentials (e.g. ``connection 'dx_default'``).
+    :param secrets: texts no reason or error may repeat (the token, which a vendor may echo).
     """
 
-    def __init__(self, vendor: VendorApi, sender: Sender, settings: HookSettings, *, name: str) -> None:
+    def __init__(
+        self, vendor: VendorApi, sender: Sender, settings: HookSettings, *, name: str, secrets: tuple[str, ...] = ()
+    ) -> None:
         self.vendor = vendor
         self.sender = sender
         self.settings = settings
         self.name = name
         self.validator = Validator(vendor.rules, settings.attribute_types)
-        self._delivery = Delivery(vendor, sender, name)
+        self._delivery = Delivery(vendor, sender, name, secrets)
 
     def __repr__(self) -> str:
         return f"Client(vendor={self.vendor.name!r}, base_url={self.sender.base_url!r})"
@@ -94,11 +97,11 @@ class Client:
             response = self.sender.send(self.vendor.probe_call(), attempts=1)
             self.vendor.check_auth(response.status, response.json(), self.name)
         except VendorAuthError as exc:
-            return False, str(exc)
+            return False, self._delivery.scrub(str(exc))
         except (TransientVendorError, ConnectionConfigError) as exc:
-            return False, f"{label}: {exc}"
+            return False, self._delivery.scrub(f"{label}: {exc}")
         except Exception as exc:  # the Test button must answer, whatever happened
-            return False, f"{label}: {type(exc).__name__}: {exc}"
+            return False, self._delivery.scrub(f"{label}: {type(exc).__name__}: {exc}")
         if response.status >= 500:
             return False, f"{label} answered HTTP {response.status}"
         return True, f"Connected to {label}: the API answered and accepted the credentials"

@@ -32,12 +32,13 @@ from airflow_provider_userattrs.client.transport import HttpResponse
 from airflow_provider_userattrs.client.vendor import VendorApi, settled, snippet
 from airflow_provider_userattrs.errors import (
     CallRejected,
+    FatalVendorError,
     TransientVendorError,
     VendorAuthError,
     VendorEndpointError,
     VendorResponseError,
 )
-from airflow_provider_userattrs.results import Outcome
+from airflow_provider_userattrs.results import AttributeResult, Outcome
 
 SPLIT_CALLS_PER_LEVEL = 8
 """Budget of a rejected batch's splitting: this many calls per halving level (``ceil(log2(size))``), enough
@@ -105,18 +106,49 @@ class Delivery:
     :param vendor: the vendor's rules.
     :param sender: how requests go.
     :param name: how messages name the caller's credentials (e.g. ``connection 'dx_default'``).
+    :param secrets: texts never to repeat (the token): a vendor that echoes the token it refused must not
+        put it in a reason or an error, which reach reports, failure files and logs.
     """
 
-    def __init__(self, vendor: VendorApi, sender: Sender, name: str) -> None:
+    def __init__(self, vendor: VendorApi, sender: Sender, name: str, secrets: tuple[str, ...] = ()) -> None:
         self.vendor = vendor
         self.sender = sender
         self.name = name
+        self.secrets = tuple(s for s in secrets if s)
         self.methods = Methods(vendor.alternate_methods)
         self._api_answered = False
         """A call was answered 2xx: the API is where the base URL says (a 404 can then be about a record)."""
         self._probe_lock = threading.Lock()
 
-    def run(self, call: Call, budget: SplitBudget | None = None) -> Outcomes:
+    def run(self, call: Call) -> Outcomes:
+        """Send one call and turn what happened into one outcome per entry and attribute, the vendor's
+        texts cleared of the secrets.
+
+        :raises FatalVendorError: bad credentials, or a route the vendor does not have (the whole sync stops).
+        """
+        try:
+            outcomes = self._run(call)
+        except FatalVendorError as exc:
+            text = self.scrub(str(exc))
+            if text == str(exc):
+                raise
+            raise type(exc)(text) from None
+        if self.secrets:
+            outcomes = [(ref, self._scrubbed(result)) for ref, result in outcomes]
+        return outcomes
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _scrubbed(self, result: AttributeResult) -> AttributeResult:
+        if result.reason is None or not any(secret in result.reason for secret in self.secrets):
+            return result
+        return dataclasses.replace(result, reason=self.scrub(result.reason))
+
+    def _run(self, call: Call, budget: SplitBudget | None = None) -> Outcomes:
         """Send one call and turn what happened into one outcome per entry and attribute.
 
         :raises VendorAuthError: the vendor refused the credentials (fatal for the whole sync).
@@ -125,7 +157,7 @@ class Delivery:
         try:
             return self.read(call, self.sender.send(call))
         except _Resend as resend:
-            return self.run(resend.call, budget)
+            return self._run(resend.call, budget)
         except LongWait as wait:
             return settled(call.entries, Outcome.POSTPONED, f"not sent yet: {wait}", not_before=wait.until)
         except CallRejected as exc:
@@ -226,4 +258,4 @@ class Delivery:
                 "allowed to isolate the bad records ran out first; not sent, a replay sends it again"
             )
             return settled(part.entries, Outcome.FAILED, reason)
-        return self.run(part, budget)
+        return self._run(part, budget)

@@ -16,7 +16,6 @@ Every wait goes through :meth:`Sender.sleep`, so that :meth:`Sender.stats` can s
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from airflow_provider_userattrs.client.calls import Call
 from airflow_provider_userattrs.client.clock import Clock
 from airflow_provider_userattrs.client.headers import budget_from_headers, parse_retry_after
 from airflow_provider_userattrs.client.pacing import LongWait, Pacer
+from airflow_provider_userattrs.client.payload import dumps
 from airflow_provider_userattrs.client.retry import RetryPolicy, send_with_retries
 from airflow_provider_userattrs.client.transport import HttpResponse, Transport
 from airflow_provider_userattrs.client.vendor import VendorApi
@@ -111,7 +111,7 @@ class Sender:
         """
         policy = self.policy(attempts)
         url = self.base_url + call.path
-        body = json.dumps(call.body, allow_nan=False).encode()
+        body = dumps(call.body).encode()  # Decimals with their exact digits
         return send_with_retries(lambda: self._attempt(call.method, url, body, policy), policy, self.sleep)
 
     def sleep(self, seconds: float) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from airflow_provider_userattrs.client.payload import MAX_DIGITS, exact_text, too_many_digits
 from airflow_provider_userattrs.results import AttributeResult, Outcome, UserId, UserUpdate
 
 DATE_SHAPE = re.compile(
@@ -47,6 +48,8 @@ REAL_DATE_FORMAT = "userattrs-real-date"
 
 CALENDAR_REASON = "not a real calendar date or time (ISO 8601 expected, e.g. 2020-10-01 or 2020-10-01T18:30:00Z)"
 NOT_FINITE_REASON = "NaN and Infinity cannot be sent (not valid JSON numbers)"
+TOO_MANY_DIGITS_REASON = f"a number of more than {MAX_DIGITS:,} digits cannot be sent"
+NOT_UNICODE_REASON = "text that is not valid Unicode (a lone surrogate) cannot be sent"
 
 REAL_DATE_CHECK: dict[str, Any] = {"format": REAL_DATE_FORMAT, "x-reason": CALENDAR_REASON}
 """Where dates are typed, a date-shaped string must be a real date: ``2023-02-30`` would not be stored."""
@@ -159,6 +162,10 @@ class VendorRules:
     """True where the vendor can express removal (DX ``null``, Fyno ``$unset``, User.com clears)."""
     null_skip_reason: str = ""
     attribute_name_max: int = 255
+    numbers_are_doubles: bool = False
+    """True where the vendor stores numbers as doubles (Fyno): a number a double cannot carry without changing
+    its digits (an integer beyond 2^53 that does not survive the trip, ``12345678901234567.12``) is refused,
+    unless ``attribute_types`` declares the attribute text, which sends it as its exact digits."""
     types_dates: bool = False
     """True where the vendor stores a date-shaped string as a date, so that an impossible one
     (``2023-02-30``) would be refused or silently dropped: Fyno types a new property by its first value and
@@ -178,8 +185,23 @@ class _Reject(Exception):
 
 
 def _normalize_value(value: Any) -> Any:
-    """Turn warehouse types into JSON types; refuse what JSON cannot carry."""
-    if value is None or isinstance(value, bool | str | int):
+    """Turn warehouse types into JSON types, exactly; refuse what JSON cannot carry.
+
+    A ``Decimal`` (NUMERIC columns) stays a Decimal, written with its own digits (:mod:`.payload`); an
+    integral one becomes an int. Numbers too long to write and text that is not valid Unicode are refused.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Reject(NOT_UNICODE_REASON) from None
+        return value
+    if isinstance(value, int):
+        if too_many_digits(value):
+            raise _Reject(TOO_MANY_DIGITS_REASON)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -188,7 +210,9 @@ def _normalize_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise _Reject(NOT_FINITE_REASON)
-        return int(value) if value == value.to_integral_value() else float(value)
+        if too_many_digits(value):
+            raise _Reject(TOO_MANY_DIGITS_REASON)
+        return int(value) if value == value.to_integral_value() else value
     if isinstance(value, dt.datetime):
         return _iso(value)
     if isinstance(value, dt.date):
@@ -249,6 +273,7 @@ class Validator:
         self._id_min_lengths = tuple(_schema_values(id_schema, "minLength"))
         self._id_minimums = tuple(_schema_values(id_schema, "minimum"))
         self._verdicts: dict[tuple[Any, ...], bool] = {}
+        self._declared_text = frozenset(n for n, t in (attribute_types or {}).items() if t == "string")
 
     def schema_for(self, name: str) -> dict[str, Any]:
         """The whole schema a value of attribute ``name`` is checked against (vendor rules and declared type)."""
@@ -294,19 +319,34 @@ class Validator:
                     rejected.append(AttributeResult(user_id, name, Outcome.SKIPPED, None, reason))
                 continue
             try:
-                value = _normalize_value(raw)
+                value = self._sendable(name, raw)
+                problem = self._value_problem(name, value)
             except _Reject as exc:
-                rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(raw), str(exc)))
-                continue
-            if name in self._normalised_dates and type(value) is str:
-                value = iso_date_text(value)
-            problem = self._value_problem(name, value)
+                value, problem = raw, str(exc)
+            except Exception as exc:  # a value nothing can check is the record's problem, never the task's
+                value, problem = raw, f"the value cannot be checked ({type(exc).__name__})"
             if problem is None:
                 values[name] = value
             else:
                 rejected.append(AttributeResult(user_id, name, Outcome.REJECTED, _safe_value(value), problem))
         sendable = UserUpdate(user_id, values) if values else None
         return sendable, rejected
+
+    def _sendable(self, name: str, raw: Any) -> Any:
+        """``raw`` as it will be sent: JSON types, exact numbers, declared dates in ISO 8601, declared text."""
+        value = _normalize_value(raw)
+        if name in self._normalised_dates and type(value) is str:
+            return iso_date_text(value)
+        if name in self._declared_text and _is_number(value):
+            return _number_text(value)
+        if self.rules.numbers_are_doubles:
+            for number in value if isinstance(value, list) else [value]:
+                if _is_number(number) and not _fits_double(number):
+                    raise _Reject(
+                        f"{self.rules.vendor_label} stores numbers as doubles, which would change this one's "
+                        "digits; declare the attribute as string in attribute_types to send it as text"
+                    )
+        return value
 
     def _value_problem(self, name: str, value: Any) -> str | None:
         validator = self._validators.get(name, self._default)
@@ -341,7 +381,7 @@ class Validator:
         """What the schemas can see of ``value``, or None where only the value itself will do."""
         kind = type(value)
         scope = name if name in self._schemas else None
-        if kind is bool or kind is int or kind is float:
+        if kind is bool or kind is int or kind is float or kind is Decimal:
             return (scope, kind)
         if kind is str and not self._value_checks_text:
             lengths = tuple(len(value) <= limit for limit in self._max_lengths)
@@ -380,6 +420,32 @@ class Validator:
         return f"does not meet {vendor}'s rule ({rule if len(rule) <= 80 else keyword})"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _number_text(value: int | float | Decimal) -> str:
+    """A number's exact digits as text, without exponent (a float's shortest form: ``1e21`` -> ``1000...``)."""
+    if isinstance(value, int):
+        return str(value)
+    return exact_text(value if isinstance(value, Decimal) else Decimal(repr(value)))
+
+
+def _fits_double(value: int | float | Decimal) -> bool:
+    """Whether a double carries ``value`` with the same digits (a float always does: it is one)."""
+    if isinstance(value, float):
+        return True
+    try:
+        double = float(value)
+    except OverflowError:
+        return False
+    if not math.isfinite(double):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2**53 or int(double) == value
+    return Decimal(repr(double)) == value
+
+
 def _schema_values(schema: Any, keyword: str) -> Iterator[Any]:
     """Every value of ``keyword`` anywhere in ``schema``."""
     if isinstance(schema, dict):
@@ -406,10 +472,16 @@ def _x_reason_of(error: ValidationError) -> str | None:
 def _safe_value(value: Any) -> Any:
     """Keep a rejected value in the failure file in a JSON-safe, bounded form."""
     if isinstance(value, str):
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate, shown escaped
         return value if len(value) <= 1000 else value[:1000] + f"... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and too_many_digits(value):
+        return f"<an integer of about {int(value.bit_length() / 3.322):,} digits>"
     if isinstance(value, bool | int) or value is None:
         return value
     if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, Decimal) and value.is_finite() and not too_many_digits(value):
         return value
     if isinstance(value, list) and len(repr(value)) <= 1000:
         return value

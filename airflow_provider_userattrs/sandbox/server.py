@@ -109,11 +109,11 @@ class _Handler(socketserver.StreamRequestHandler):
             return keep_alive
         route, match = found
         authorized = "authorization" in headers
-        refused = vendors.wrong_method(route, method)
+        refused = vendors.wrong_method(route, method, state)
         if refused is not None:
             status, answer = refused
             state.record(route.vendor, method, path, status, authorized)
-            allow = {"Allow": ", ".join(route.methods)}
+            allow = {"Allow": ", ".join(vendors.allowed_methods(route, state))}
             if route.vendor == "altatech":
                 allow.update(state.rate_limit_headers())
             self._send(status, answer, keep_alive=keep_alive, headers=allow, with_body=method != "HEAD")

@@ -20,8 +20,10 @@ from typing import Any
 from airflow_provider_userattrs.sandbox.quota import Quota, QuotaCounter
 
 VENDORS = ("altatech", "fyno", "dx", "usercom")
-FYNO_BATCH_SHAPES = ("results", "batch", "request_id")
+FYNO_BATCH_SHAPES = ("operations", "results", "batch", "request_id")
 DX_FAILURE_SHAPES = ("name_error", "attribute_message", "names")
+DX_UPDATED_SHAPES = ("always", "changed")
+USERCOM_MASS_METHODS = ("both", "PUT", "POST")
 
 
 def _refuse_unknown(cls: type, values: dict[str, Any], what: str) -> None:
@@ -105,9 +107,12 @@ class AnswerShapes:
     publishes"). Every choice is plausible, not published: a client must tolerate each of them, and tests
     switch between them instead of trusting one invented shape.
 
-    ``fyno_batch``, the per-item status in Fyno's 202 batch answer (seed 001/003 and Fyno's docs only say
-    "per-item status"; their field names are not published):
+    ``fyno_batch``, the per-item status in Fyno's 202 batch answer:
 
+    - ``operations`` (the default, as documented, vendor-notes): one item per entry sent, keyed by operation
+      and naming no user: ``{"request_id": "...", "batch": [{"$set": "ok", "$unset": "ok"}, ...]}``. Only
+      ``"ok"`` is documented; for a refused item the sandbox answers the reason in place of ``"ok"`` (its
+      choice: ``{"$set": "string over 255 characters"}``).
     - ``results``: ``{"request_id": "...", "results": [{"distinct_id": "d1", "status": "ok"},
       {"distinct_id": "d2", "status": "error", "_message": "user not found"}]}``
     - ``batch``: ``{"request_id": "...", "batch": [{"distinct_id": "d1", "success": true},
@@ -120,10 +125,22 @@ class AnswerShapes:
     - ``name_error``: ``[{"name": "Level", "error": "invalid_value"}]``
     - ``attribute_message``: ``[{"attribute": "Level", "message": "value must be a string or null"}]``
     - ``names``: ``["Level"]``
+
+    ``dx_updated``, what ``attributes[].updated`` says (seed 002 shows only ``true``; vendor-notes: whether
+    ``false`` means refused or unchanged is not published):
+
+    - ``always``: every non-null attribute applied is answered ``"updated": true``;
+    - ``changed``: an attribute whose value was already stored is answered ``"updated": false``.
+
+    ``usercom_mass_method``, which method the mass update of custom attributes takes (seed 004's heading
+    says PUT, its examples POST; a real account may take only one): ``both`` (default), ``PUT`` or ``POST``;
+    the other is answered 405 with ``Allow`` and DRF's ``Method "X" not allowed.``
     """
 
-    fyno_batch: str = "results"
+    fyno_batch: str = "operations"
     dx_failures: str = "name_error"
+    dx_updated: str = "always"
+    usercom_mass_method: str = "both"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AnswerShapes:
@@ -133,6 +150,12 @@ class AnswerShapes:
             raise ValueError(f"fyno_batch must be one of {FYNO_BATCH_SHAPES}, not {shapes.fyno_batch!r}")
         if shapes.dx_failures not in DX_FAILURE_SHAPES:
             raise ValueError(f"dx_failures must be one of {DX_FAILURE_SHAPES}, not {shapes.dx_failures!r}")
+        if shapes.dx_updated not in DX_UPDATED_SHAPES:
+            raise ValueError(f"dx_updated must be one of {DX_UPDATED_SHAPES}, not {shapes.dx_updated!r}")
+        if shapes.usercom_mass_method not in USERCOM_MASS_METHODS:
+            raise ValueError(
+                f"usercom_mass_method must be one of {USERCOM_MASS_METHODS}, not {shapes.usercom_mass_method!r}"
+            )
         return shapes
 
     def to_dict(self) -> dict[str, str]:

@@ -243,13 +243,20 @@ def fyno_batch(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
             for item in batch
         ]
         shape = state.shapes.fyno_batch
-    return 202, {"request_id": uuid.uuid4().hex, **fyno_item_statuses(shape, outcomes)}
+    operations = [[op for op in item["action"] if op.startswith("$")] for item in batch]
+    return 202, {"request_id": uuid.uuid4().hex, **fyno_item_statuses(shape, outcomes, operations)}
 
 
-def fyno_item_statuses(shape: str, outcomes: list[tuple[str, str | None]]) -> dict[str, Any]:
-    """The per-item part of the batch answer, in the chosen :class:`~.state.AnswerShapes` (none is published)."""
+def fyno_item_statuses(
+    shape: str, outcomes: list[tuple[str, str | None]], operations: list[list[str]]
+) -> dict[str, Any]:
+    """The per-item part of the batch answer, in the chosen :class:`~.state.AnswerShapes`."""
     if shape == "request_id":
         return {}  # accepted for asynchronous processing; refused items are silently dropped
+    if shape == "operations":  # documented: keyed by operation, naming no user
+        return {
+            "batch": [{op: reason or "ok" for op in ops} for (_, reason), ops in zip(outcomes, operations, strict=True)]
+        }
     return {shape: [{"distinct_id": d, **_fyno_item_status(shape, reason)} for d, reason in outcomes]}
 
 
@@ -300,6 +307,7 @@ def dx_update(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
         if state.is_unknown("dx", email):
             return 422, {"ok": False, "error": "user_not_found"}
         shape = state.shapes.dx_failures
+        report_unchanged = state.shapes.dx_updated == "changed"
         profile = state.data["dx"].setdefault(email, {})
         updated, failures = [], []
         for item in attributes:
@@ -312,8 +320,9 @@ def dx_update(state: SandboxState, match: re.Match[str], body: Any) -> Reply:
             elif not isinstance(value, str):
                 failures.append(dx_failure(shape, name, "invalid_value"))
             else:
+                unchanged = report_unchanged and profile.get(name) == value
                 profile[name] = value
-                updated.append({"name": name, "value": value, "updated": True})
+                updated.append({"name": name, "value": value, "updated": not unchanged})
         state.records_applied["dx"] += 1
     user = {"id": f"user_{abs(hash(email)) % 10**8}", "email": email, "failures": failures, "attributes": updated}
     return 200, {"ok": True, "user": user}
@@ -454,9 +463,16 @@ def unauthorized(route: Route, match: re.Match[str], state: SandboxState, header
     return None
 
 
-def wrong_method(route: Route, method: str) -> Reply | None:
+def allowed_methods(route: Route, state: SandboxState) -> tuple[str, ...]:
+    """The methods ``route`` takes now (User.com's mass update may be set to take only PUT or only POST)."""
+    if route.handler is usercom_mass_update and state.shapes.usercom_mass_method != "both":
+        return (state.shapes.usercom_mass_method,)
+    return route.methods
+
+
+def wrong_method(route: Route, method: str, state: SandboxState) -> Reply | None:
     """The vendor's refusal of a method its seed does not name for this path (checked before anything else)."""
-    return None if method in route.methods else REFUSALS[route.vendor].method(method)
+    return None if method in allowed_methods(route, state) else REFUSALS[route.vendor].method(method)
 
 
 def is_json(content_type: str) -> bool:

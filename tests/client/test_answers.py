@@ -236,3 +236,22 @@ def test_usercom_mass_update_refused_with_both_methods_is_a_configuration_error(
     )
     with pytest.raises(VendorEndpointError, match="method is not allowed"):
         list(make_client("usercom").mass_update("vip", "gold", [1, 2]))
+
+
+# -- a vendor that echoes the token ------------------------------------------------------------------------------
+
+
+def test_a_token_the_vendor_echoes_is_in_no_reason_and_no_error(make_client, fake):
+    from airflow_provider_userattrs.errors import VendorAuthError
+    from tests.client.fakes import TOKEN
+
+    fake.post(DX, status=422, json={"ok": False, "error": f"bad_request for token {TOKEN}"})
+    (attribute,) = make_client("dx").update_user("a@b.co", {"a": "1"}).results
+    assert attribute.outcome is Outcome.REJECTED and TOKEN not in attribute.reason and "***" in attribute.reason
+    fake.routes.clear()
+    fake.post(DX, status=401, json={"detail": f"Invalid token {TOKEN}"})
+    with pytest.raises(VendorAuthError) as raised:
+        make_client("dx").update_user("a@b.co", {"a": "1"})
+    assert TOKEN not in str(raised.value) and "***" in str(raised.value)
+    ok, message = make_client("dx").test_connection()
+    assert not ok and TOKEN not in message

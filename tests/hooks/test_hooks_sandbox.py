@@ -164,3 +164,53 @@ def test_rate_limited_vendor_is_not_stormed(connect, sandbox):
     throttled = stats["by_status"].get("429", 0)
     # The adaptive throttle backs off: far fewer 429s than a client that ignores them would collect.
     assert throttled < 60, stats
+
+
+@pytest.mark.parametrize("shape", ["operations", "results", "batch", "request_id"])
+def test_fyno_batch_answers_of_every_shape_deliver_exactly_what_was_applied(connect, sandbox, shape):
+    sandbox.set_answer_shapes(fyno_batch=shape)
+    sandbox.register_unknown_users("fyno", ["d3"])  # the sandbox refuses this item of the batch
+    hook = connect("fyno", batch_size=6)
+    results = {r.user_id: r for r in hook.update_users(UserUpdate(f"d{i}", {"plan": "pro"}) for i in range(6))}
+    applied = set(state_of(sandbox, "fyno"))
+    assert applied == {f"d{i}" for i in range(6)} - {"d3"}
+    delivered = {u for u, r in results.items() if r.ok}
+    # Every shape that says how each item went delivers exactly what was applied; an answer that only says
+    # "accepted" (request_id) is the vendor's documented acceptance, and its refusals stay invisible.
+    assert delivered == (applied | {"d3"} if shape == "request_id" else applied)
+    assert all(r.retryable for u, r in results.items() if u not in delivered)
+
+
+def test_dx_updated_false_for_an_unchanged_value_is_not_counted_delivered(connect, sandbox):
+    sandbox.set_answer_shapes(dx_updated="changed")
+    hook = connect("dx")
+    assert hook.update_user("a@example.com", {"Team": "core"}).ok
+    (again,) = hook.update_user("a@example.com", {"Team": "core"}).results
+    assert again.outcome is Outcome.FAILED and again.retryable and "updated: false" in again.reason
+
+
+@pytest.mark.parametrize("only", ["PUT", "POST"])
+def test_usercom_mass_update_works_whichever_method_the_account_takes(connect, sandbox, only):
+    sandbox.declare_usercom_attributes(["tier"])
+    sandbox.set_answer_shapes(usercom_mass_method=only)
+    hook = connect("usercom", mass_update_chunk_size=10, concurrency=1)
+    results = list(hook.mass_update("tier", "gold", range(1, 31)))
+    assert all(r.ok for r in results) and set(state_of(sandbox, "usercom")) == set(range(1, 31))
+    refused = sum(n for status, n in sandbox.stats()["requests"]["by_status"].items() if status == "405")
+    assert refused == (1 if only == "PUT" else 0)  # one 405, then the method is kept
+
+
+def test_a_wrong_base_path_stops_the_sync_at_once_naming_the_url(sandbox, monkeypatch):
+    from airflow_provider_userattrs.errors import VendorEndpointError
+
+    conn = {
+        "conn_type": "fyno",
+        "host": f"{sandbox.url}/extra",
+        "password": TOKEN,
+        "extra": {"workspace_id": WORKSPACE},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_IT_FYNO_PATH", json.dumps(conn))
+    hook = get_hook("it_fyno_path", batch_size=10)
+    with pytest.raises(VendorEndpointError, match="/extra/v1/sandboxwsid/live/profiles/properties/batch"):
+        list(hook.update_users(UserUpdate(f"d{i}", {"plan": "pro"}) for i in range(40)))
+    assert requests_received(sandbox) <= 4  # it used to make 49 calls and report 40 users rejected

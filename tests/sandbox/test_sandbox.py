@@ -65,7 +65,8 @@ def test_fyno_batch_set_unset_types_and_auth(sandbox):
         ]
     }
     status, _, answer = post(sandbox, f"{FYNO}/batch", batch)
-    assert status == 202 and [r["status"] for r in answer["results"]] == ["ok", "error"]
+    # As documented: one item per entry, keyed by operation, naming no user; a refusal is not "ok".
+    assert status == 202 and answer["batch"][0] == {"$set": "ok"} and answer["batch"][1]["$set"] != "ok"
     # a value of another type than the property's is accepted and silently ignored, as Fyno documents
     status, _, _ = post(sandbox, f"{FYNO}/set", {"distinct_id": "d1", "$set": {"ltv": "lots"}})
     assert status == 202
@@ -299,6 +300,7 @@ def test_fyno_batch_items_without_an_action_refuse_the_whole_batch(sandbox):
 
 
 FYNO_SHAPES = {
+    "operations": lambda ok, bad: {"batch": [{"$set": "ok"}, {"$set": "user not found"}, {"$set": bad[2]}]},
     "results": lambda ok, bad: {
         "results": [
             {"distinct_id": ok, "status": "ok"},
@@ -317,7 +319,7 @@ FYNO_SHAPES = {
 }
 
 
-@pytest.mark.parametrize("shape", ["results", "batch", "request_id"])
+@pytest.mark.parametrize("shape", ["operations", "results", "batch", "request_id"])
 def test_fyno_per_item_status_comes_in_the_chosen_plausible_shape(sandbox, shape):
     assert sandbox.set_answer_shapes(fyno_batch=shape)["fyno_batch"] == shape
     sandbox.register_unknown_users("fyno", ["ghost"])
@@ -332,6 +334,13 @@ def test_fyno_per_item_status_comes_in_the_chosen_plausible_shape(sandbox, shape
     assert body == FYNO_SHAPES[shape]("d1", ("ghost", "d3", long_reason))
     assert sandbox.state("fyno") == {"sandboxwsid/live": {"d1": {"plan": "pro"}}}  # refused items never applied
 
+
+DEFAULT_SHAPES = {
+    "fyno_batch": "operations",
+    "dx_failures": "name_error",
+    "dx_updated": "always",
+    "usercom_mass_method": "both",
+}
 
 DX_SHAPES = {
     "name_error": [{"name": "Level", "error": "invalid_value"}, {"name": "", "error": "invalid_name"}],
@@ -356,9 +365,10 @@ def test_dx_failures_come_in_the_chosen_plausible_shape(sandbox, shape):
 
 def test_answer_shapes_are_set_at_start_over_http_and_refuse_unknown_names(sandbox):
     with SandboxServer(answer_shapes={"fyno_batch": "batch", "dx_failures": "names"}) as other:
-        assert other.set_answer_shapes() == {"fyno_batch": "batch", "dx_failures": "names"}
+        assert other.set_answer_shapes() == {**DEFAULT_SHAPES, "fyno_batch": "batch", "dx_failures": "names"}
         client = SandboxClient(other.url)
         assert client.set_answer_shapes(dx_failures="attribute_message") == {
+            **DEFAULT_SHAPES,
             "fyno_batch": "batch",
             "dx_failures": "attribute_message",
         }
@@ -494,7 +504,7 @@ def test_cli_serves_and_is_steered_over_http(tmp_path: Path):
         client = SandboxClient(f"http://127.0.0.1:{port_file.read_text()}")
         client.wait_until_up()
         assert client.usercom_attributes() == ["plan", "tier"]
-        assert client.set_answer_shapes() == {"fyno_batch": "request_id", "dx_failures": "name_error"}
+        assert client.set_answer_shapes() == {**DEFAULT_SHAPES, "fyno_batch": "request_id"}
         client.register_unknown_users("dx", ["ghost@example.com"])
         client.script([{"status": 502}])
         conn = http.client.HTTPConnection("127.0.0.1", int(port_file.read_text()), timeout=5)
@@ -555,3 +565,22 @@ def test_demo_creates_the_attributes_its_dags_send():
     assert args[::2] == ["--usercom-attribute"] * (len(args) // 2)
     assert set(args[1::2]) == _example_dag_attributes() - {"plan"}
     assert '--port-file "$DEMO/sandbox.port" "${USERCOM_ATTRIBUTES[@]}"' in script
+
+
+def test_dx_can_answer_updated_false_for_a_value_it_already_had(sandbox):
+    sandbox.set_answer_shapes(dx_updated="changed")
+    attributes = [{"name": "Team", "value": "core"}, {"name": "Level", "value": "3"}]
+    first = call(sandbox, "POST", DX_PATH, {"email": "a@example.com", "attributes": attributes})[2]
+    assert [a["updated"] for a in first["user"]["attributes"]] == [True, True]
+    attributes[1]["value"] = "4"
+    second = call(sandbox, "POST", DX_PATH, {"email": "a@example.com", "attributes": attributes})[2]
+    assert [a["updated"] for a in second["user"]["attributes"]] == [False, True]
+
+
+@pytest.mark.parametrize("only", ["PUT", "POST"])
+def test_usercom_mass_update_can_take_one_method_only(sandbox, only):
+    sandbox.set_answer_shapes(usercom_mass_method=only)
+    other = "POST" if only == "PUT" else "PUT"
+    path, body, auth = "/api/public/users/mass_update_custom_attributes/", {"ids": [1], "attribute": "x"}, "Token"
+    status, headers, answer = call(sandbox, other, path, {**body, "value": 1}, auth=f"{auth} {TOKEN}")
+    assert status == 405 and headers["Allow"] == only and answer == {"detail": f'Method "{other}" not allowed.'}

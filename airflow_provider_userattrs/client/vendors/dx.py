@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
+from airflow_provider_userattrs.client.payload import dumps, exact_text
 from airflow_provider_userattrs.client.validation import VendorRules, scalar_schema
 from airflow_provider_userattrs.client.vendor import (
     Blame,
@@ -55,10 +57,18 @@ def _refuse(raw: Any) -> str:
 
 
 def as_dx_value(value: Any) -> str | None:
-    """DX shows attribute values as text: numbers and booleans are sent as their JSON text."""
+    """DX shows attribute values as text: booleans as ``"true"``/``"false"``, numbers as their exact digits
+    without exponent (a NUMERIC ``12345678901234567.12`` as ``"12345678901234567.12"``, ``1e21`` as
+    ``"1000000000000000000000"``)."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        return exact_text(value if isinstance(value, Decimal) else Decimal(repr(value)))
+    return dumps(value)
 
 
 def user_body(entry: Entry) -> dict[str, Any]:

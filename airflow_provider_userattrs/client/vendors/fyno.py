@@ -38,6 +38,7 @@ RULES = VendorRules(
     },
     coerce_user_id=lambda raw: raw if isinstance(raw, str) else str(raw) if type(raw) is int else _refuse(raw),
     nulls_are_sent=True,
+    numbers_are_doubles=True,  # Fyno "Number: an integer or a decimal", stored in JavaScript as a double
     types_dates=True,  # a new property takes the type of its value; dates must be ISO 8601 (seeds 001/003)
 )
 

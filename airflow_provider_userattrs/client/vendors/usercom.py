@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_userattrs.client.calls import Call, Entry, Outcomes
+from airflow_provider_userattrs.client.payload import dumps
 from airflow_provider_userattrs.client.validation import VendorRules, scalar_schema
 from airflow_provider_userattrs.client.vendor import (
     Blame,
@@ -60,7 +60,7 @@ RULES = VendorRules(
 
 def _value_key(name: str, value: Any) -> tuple[str, str]:
     # JSON text keeps True and 1 apart, which plain equality would not.
-    return name, json.dumps(value, sort_keys=True)
+    return name, dumps(value)
 
 
 def mass_update_call(members: Sequence[Entry]) -> Call:
