@@ -32,7 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import run as bench
+from benchmarks import baselines as bl
+from benchmarks.environment import configure_environment, preload, progress, quiet_logging
+from benchmarks.processes import run_child, run_children
+from benchmarks.report import f_int, f_sec, table
+from benchmarks.sandbox import Sandbox, set_connections
+from benchmarks.settings import CONN_IDS, LABELS
 
 DX_QUOTA = (800, 10.0)
 """DX-shaped: 800 requests per sliding 10 s (80/s; DX's real plan is 1,000 a minute)."""
@@ -66,13 +71,12 @@ def case_task(vendor: str, first: int, count: int, declare: bool) -> dict[str, A
     """One task: its own hook (and pacer) sending users ``first .. first + count``."""
     from airflow_provider_userattrs.hooks import get_hook
     from airflow_provider_userattrs.results import UserUpdate
-    from benchmarks import baselines as bl
 
     overrides: dict[str, Any] = {}
     if declare:
         quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
         overrides = {"quota_requests": quota, "quota_window_seconds": window}
-    hook = get_hook(bench.CONN_IDS[vendor], **overrides)
+    hook = get_hook(CONN_IDS[vendor], **overrides)
     hook.get_conn()
     users = list(bl.users(vendor, first + count))[first:]
     started = time.time()
@@ -82,11 +86,11 @@ def case_task(vendor: str, first: int, count: int, declare: bool) -> dict[str, A
     return {"ok": ok, "users": count, "started": started, "finished": finished, "requests": hook.requests_sent}
 
 
-def run_case(sandbox: bench.Sandbox, case: Case) -> dict[str, Any]:
+def run_case(sandbox: Sandbox, case: Case) -> dict[str, Any]:
     sandbox.prepare(quota=sandbox_quota(case.vendor))
     share = case.users // case.processes
     args = [(case.vendor, i * share, share, case.declare) for i in range(case.processes)]
-    results = bench.run_children(case_task, args, timeout=900)
+    results = run_children(case_task, args, timeout=900)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         return {"error": errors[0]}
@@ -125,7 +129,7 @@ def case_deferral(users: int, defer_after: float) -> dict[str, Any]:
     """One ``dag.test()`` of an AltaTech sync that outlasts several budget windows longer than defer_after."""
     folder = Path(tempfile.mkdtemp(prefix="bench-defer-"))
     path = folder / "bench_defer.py"
-    path.write_text(DEFER_DAG.format(conn_id=bench.CONN_IDS["altatech"], defer_after=defer_after, users=users))
+    path.write_text(DEFER_DAG.format(conn_id=CONN_IDS["altatech"], defer_after=defer_after, users=users))
     bundle = {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"}
     bundle["kwargs"] = {"path": str(folder), "refresh_interval": 0}  # type: ignore[assignment]
     os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([bundle])
@@ -149,7 +153,7 @@ def case_deferral(users: int, defer_after: float) -> dict[str, Any]:
 
 
 def render(rows: list[list[str]], headers: list[str]) -> str:
-    return bench.table(headers, rows)
+    return table(headers, rows)
 
 
 @dataclass
@@ -160,37 +164,18 @@ class QuotaResults:
     targets: list[tuple[str, str, bool]]
 
 
-def run_scenario(sandbox: bench.Sandbox, quick: bool) -> QuotaResults:
+def run_scenario(sandbox: Sandbox, quick: bool) -> QuotaResults:
     """Every case against ``sandbox`` (already started, connections set): N tasks per vendor, then a deferral."""
-    sizes = {"dx": 2400 if not quick else 600, "altatech": 1200 if not quick else 300}
-    cases = [
-        Case(v, n, sizes[v], v == "dx", "declared quota" if v == "dx" else "headers")
-        for v in ("altatech", "dx")
-        for n in PROCESSES
-    ]
-    cases.append(Case("dx", 4, sizes["dx"], False, "undeclared (429s only): baseline"))
     rows: list[list[str]] = []
     measured: list[tuple[Case, dict[str, Any]]] = []
-    for case in cases:
-        bench.progress(f"7. quota: {case.vendor}, {case.processes} tasks, {case.label}")
+    for case in _cases(quick):
+        progress(f"7. quota: {case.vendor}, {case.processes} tasks, {case.label}")
         result = run_case(sandbox, case)
         if "error" in result:
             rows.append([case.vendor, case.label, str(case.processes), "error", result["error"][:80]])
             continue
         measured.append((case, result))
-        share = 100 * result["throttled"] / max(1, result["sent"])
-        rows.append(
-            [
-                bench.LABELS[case.vendor],
-                case.label,
-                str(case.processes),
-                bench.f_int(result["users"]),
-                bench.f_sec(result["taken"]),
-                f"{100 * result['quota_used']:.1f} %",
-                f"{bench.f_int(result['throttled'])} ({share:.2f} %)",
-                bench.f_int(result["lost"]),
-            ]
-        )
+        rows.append(_case_row(case, result))
     headers = ["vendor", "pacing from", "tasks", "users", "time s", "quota used", "429s (share)", "lost"]
     lines = [render(rows, headers)]
     dx_q, dx_w = DX_QUOTA
@@ -203,6 +188,42 @@ def run_scenario(sandbox: bench.Sandbox, quick: bool) -> QuotaResults:
         "allows for the accepted requests at its sustained rate / the time taken (a window that starts empty lets a "
         "burst through, so a short run can exceed 100 %)."
     )
+    targets = _targets(measured)
+    deferral_lines, deferral_target = _deferral(sandbox, quick)
+    lines += deferral_lines
+    if deferral_target is not None:
+        targets.append(deferral_target)
+    return QuotaResults("\n".join(lines), targets)
+
+
+def _cases(quick: bool) -> list[Case]:
+    """1, 2, 4 and 8 tasks per vendor (AltaTech paced by its headers, DX by its declared quota), then a baseline."""
+    sizes = {"dx": 2400 if not quick else 600, "altatech": 1200 if not quick else 300}
+    cases = [
+        Case(v, n, sizes[v], v == "dx", "declared quota" if v == "dx" else "headers")
+        for v in ("altatech", "dx")
+        for n in PROCESSES
+    ]
+    cases.append(Case("dx", 4, sizes["dx"], False, "undeclared (429s only): baseline"))
+    return cases
+
+
+def _case_row(case: Case, result: dict[str, Any]) -> list[str]:
+    share = 100 * result["throttled"] / max(1, result["sent"])
+    return [
+        LABELS[case.vendor],
+        case.label,
+        str(case.processes),
+        f_int(result["users"]),
+        f_sec(result["taken"]),
+        f"{100 * result['quota_used']:.1f} %",
+        f"{f_int(result['throttled'])} ({share:.2f} %)",
+        f_int(result["lost"]),
+    ]
+
+
+def _targets(measured: list[tuple[Case, dict[str, Any]]]) -> list[tuple[str, str, bool]]:
+    """Per vendor, over its paced runs: quota used ≥ 90 %, ≤ 2 % 429s, nothing lost."""
     targets: list[tuple[str, str, bool]] = []
     for vendor, how in (("altatech", "headers"), ("dx", "declared quota")):
         runs = [(c, r) for c, r in measured if c.vendor == vendor and c.declare == (vendor == "dx")]
@@ -213,24 +234,20 @@ def run_scenario(sandbox: bench.Sandbox, quick: bool) -> QuotaResults:
                 f"{c.processes} tasks {100 * r['quota_used']:.0f} % / {100 * s:.1f} % 429s"
                 for (c, r), s in zip(runs, shares, strict=True)
             )
-            name = f"{bench.LABELS[vendor]} ({how}), 1-8 tasks on one quota: quota used ≥ 90 %, ≤ 2 % 429s, 0 lost"
+            name = f"{LABELS[vendor]} ({how}), 1-8 tasks on one quota: quota used ≥ 90 %, ≤ 2 % 429s, 0 lost"
             targets.append((name, text, met))
-    deferral_lines, deferral_target = _deferral(sandbox, quick)
-    lines += deferral_lines
-    if deferral_target is not None:
-        targets.append(deferral_target)
-    return QuotaResults("\n".join(lines), targets)
+    return targets
 
 
-def _deferral(sandbox: bench.Sandbox, quick: bool) -> tuple[list[str], tuple[str, str, bool] | None]:
-    bench.progress("7. quota: deferring AltaTech sync (migrating a metadata DB for dag.test first)")
+def _deferral(sandbox: Sandbox, quick: bool) -> tuple[list[str], tuple[str, str, bool] | None]:
+    progress("7. quota: deferring AltaTech sync (migrating a metadata DB for dag.test first)")
     import subprocess
 
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     window, defer_after = (30.0, 1.0) if not quick else (20.0, 2.0)
     sandbox.prepare(quota={"altatech": {"requests": 100, "window_seconds": window, "kind": "fixed"}})
     users = 400 if not quick else 200
-    deferral = bench.run_child(case_deferral, users, defer_after, timeout=900)
+    deferral = run_child(case_deferral, users, defer_after, timeout=900)
     if "error" in deferral:
         return [f"\nDeferral case: error {deferral['error']}"], None
     report = deferral["report"]
@@ -240,8 +257,8 @@ def _deferral(sandbox: bench.Sandbox, quick: bool) -> tuple[list[str], tuple[str
         deferral["state"],
         f"{report['succeeded']} / {report['total']}",
         str(report["deferrals"]),
-        bench.f_sec(worker),
-        bench.f_sec(wall),
+        f_sec(worker),
+        f_sec(wall),
         f"{100 * worker / wall:.1f} %",
     ]
     headers = ["deferring sync (dag.test)", "state", "delivered", "deferrals", "worker s", "wall s", "worker/wall"]
@@ -253,7 +270,7 @@ def _deferral(sandbox: bench.Sandbox, quick: bool) -> tuple[list[str], tuple[str
     met = report["succeeded"] == users and worker <= 0.1 * wall
     target = (
         "A sync outlasting quota windows longer than defer_after: worker-slot seconds ≤ 10 % of wall, all delivered",
-        f"{100 * worker / wall:.1f} % ({bench.f_sec(worker)} of {bench.f_sec(wall)} s), "
+        f"{100 * worker / wall:.1f} % ({f_sec(worker)} of {f_sec(wall)} s), "
         f"{report['succeeded']} / {users} delivered, {report['deferrals']} deferrals",
         met,
     )
@@ -265,12 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the scenarios)")
     parser.add_argument("--out", help="write the Markdown section here as well")
     args = parser.parse_args(argv)
-    bench.configure_environment()
-    bench.quiet_logging()
+    configure_environment()
+    quiet_logging()
     workdir = Path(tempfile.mkdtemp(prefix="userattrs-quota-bench-"))
-    sandbox = bench.Sandbox(workdir)
-    bench.set_connections(sandbox.url, sandbox.port)
-    bench.preload()
+    sandbox = Sandbox(workdir)
+    set_connections(sandbox.url, sandbox.port)
+    preload()
     try:
         results = run_scenario(sandbox, args.quick)
     finally:

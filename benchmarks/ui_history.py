@@ -113,23 +113,7 @@ def seed_history(
     make_report = report_for or (lambda vendor, conn_id, index: sample_report(vendor, conn_id, index))
     seeded: list[SeededRun] = []
     for dag_id in dag_ids:
-        tag = uuid.uuid4().hex[:6]
-        run_rows: list[dict[str, Any]] = []
-        for r in range(runs):
-            when = start + timedelta(hours=r)
-            run_rows.append(
-                {
-                    "dag_id": dag_id,
-                    "run_id": f"scheduled__{when.isoformat()}_{tag}",
-                    "run_type": "scheduled",
-                    "state": state if state in ("success", "failed") else "running",
-                    "logical_date": None,
-                    "run_after": when,
-                    "start_date": when,
-                    "end_date": when + timedelta(minutes=5),
-                    "conf": {},
-                }
-            )
+        run_rows = _run_rows(dag_id, runs, start, state)
         session.execute(insert(DagRun.__table__), run_rows)
         ids = dict(
             session.execute(
@@ -143,36 +127,65 @@ def seed_history(
             seeded.append(SeededRun(dag_id, run["run_id"], vendor))
             for c in range(chunks):
                 when = run["start_date"] + timedelta(seconds=c)
-                ti_rows.append(
-                    {
-                        "id": uuid.uuid4(),
-                        "dag_id": dag_id,
-                        "run_id": run["run_id"],
-                        "task_id": task_id,
-                        "map_index": c,
-                        "state": state,
-                        "pool": "default_pool",
-                        "try_number": 1,
-                        "start_date": when,
-                        "end_date": when + timedelta(seconds=30),
-                    }
-                )
-                xcom_rows.append(
-                    {
-                        "dag_run_id": ids[run["run_id"]],
-                        "dag_id": dag_id,
-                        "run_id": run["run_id"],
-                        "task_id": task_id,
-                        "map_index": c,
-                        "key": "report",
-                        "value": make_report(vendor, conn_id, r * chunks + c),
-                        "timestamp": when + timedelta(seconds=30),
-                    }
-                )
+                ti_rows.append(_task_instance_row(run, task_id, c, state, when))
+                report = make_report(vendor, conn_id, r * chunks + c)
+                xcom_rows.append(_report_row(run, ids[run["run_id"]], task_id, c, report, when))
         session.execute(insert(TaskInstance.__table__), ti_rows)
         session.execute(insert(XComModel.__table__), xcom_rows)
     session.commit()
     return seeded
+
+
+def _run_rows(dag_id: str, runs: int, start: datetime, state: str) -> list[dict[str, Any]]:
+    """``runs`` scheduled DAG runs an hour apart from ``start``, their run ids tagged to stay unique."""
+    tag = uuid.uuid4().hex[:6]
+    rows: list[dict[str, Any]] = []
+    for r in range(runs):
+        when = start + timedelta(hours=r)
+        rows.append(
+            {
+                "dag_id": dag_id,
+                "run_id": f"scheduled__{when.isoformat()}_{tag}",
+                "run_type": "scheduled",
+                "state": state if state in ("success", "failed") else "running",
+                "logical_date": None,
+                "run_after": when,
+                "start_date": when,
+                "end_date": when + timedelta(minutes=5),
+                "conf": {},
+            }
+        )
+    return rows
+
+
+def _task_instance_row(run: dict[str, Any], task_id: str, map_index: int, state: str, when: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "dag_id": run["dag_id"],
+        "run_id": run["run_id"],
+        "task_id": task_id,
+        "map_index": map_index,
+        "state": state,
+        "pool": "default_pool",
+        "try_number": 1,
+        "start_date": when,
+        "end_date": when + timedelta(seconds=30),
+    }
+
+
+def _report_row(
+    run: dict[str, Any], dag_run_id: int, task_id: str, map_index: int, report: Any, when: datetime
+) -> dict[str, Any]:
+    return {
+        "dag_run_id": dag_run_id,
+        "dag_id": run["dag_id"],
+        "run_id": run["run_id"],
+        "task_id": task_id,
+        "map_index": map_index,
+        "key": "report",
+        "value": report,
+        "timestamp": when + timedelta(seconds=30),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
