@@ -26,15 +26,19 @@ from airflow_provider_userattrs.operators.running import (
     quota_trigger,
     run_incremental,
 )
+from airflow_provider_userattrs.operators.safety import checked_now, null_values_mode, removal_limit
 from airflow_provider_userattrs.operators.verdict import judge, ratio
 from airflow_provider_userattrs.sync import sources
 from airflow_provider_userattrs.sync.checkpoint import CheckpointError, checkpoint_store
 from airflow_provider_userattrs.sync.engine import SyncEngine
 from airflow_provider_userattrs.sync.incremental import (
     STATE_TABLE,
+    RemovalLimit,
+    RemovalLimitExceeded,
     Segment,
 )
 from airflow_provider_userattrs.sync.keyset import ResumePoint
+from airflow_provider_userattrs.sync.nulls import SkippingNulls
 from airflow_provider_userattrs.sync.progress import Progress
 from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES, TryOutcome, build_report
 from airflow_provider_userattrs.sync.sources import Item
@@ -76,6 +80,18 @@ class UserAttributesSyncOperator(BaseOperator):
     :param full_refresh: with ``incremental``, resend everything and rebuild the state. Templated.
     :param remove_missing: with ``incremental``, users who left the segment get their synced attributes
         removed where the vendor can. Off in mapped chunks, where other chunks' users are not "missing".
+    :param null_values: what a NULL value does: ``"clear"`` (default) sends it as the vendor's removal (DX
+        ``null``, Fyno ``$unset``, User.com cleared; AltaTech cannot remove and reports it skipped); ``"skip"``
+        never sends it: the attribute is left out of that user's update and counted in the report's
+        ``skipped_attributes`` (a user whose attributes were all NULL is counted once, succeeded), and with
+        ``incremental`` the state keeps the value last delivered. A user who left the segment is still removed
+        (``remove_missing``). Templated; any other value fails the task at once.
+    :param max_removals: with ``incremental``, the most one run may remove; more fails the task before
+        anything is sent (``AirflowFailException``, no retry), naming the numbers. A number of 1 or more is a
+        count (a whole number: at most that many attributes cleared, and at most that many users removed);
+        a number between 0 and 1 a ratio of what the state holds (of the attributes, and of the users, this
+        sync has delivered); 0 allows none; None (default) no limit. Recommended: 0.05 for a daily sync.
+        Templated.
     :param state_table: the warehouse table of the incremental state of a SQL source.
     :param defer_after: a wait for the vendor's quota longer than this many seconds defers the task: its
         checkpoint is saved, the triggerer holds the wait (a ``DateTimeTrigger``, no worker slot), and the
@@ -96,6 +112,8 @@ class UserAttributesSyncOperator(BaseOperator):
         "is_dry_run",
         "state_key",
         "full_refresh",
+        "null_values",
+        "max_removals",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
@@ -125,6 +143,8 @@ class UserAttributesSyncOperator(BaseOperator):
         remove_missing: bool = True,
         state_table: str = STATE_TABLE,
         defer_after: float | None = None,
+        null_values: str = "clear",
+        max_removals: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
@@ -150,9 +170,16 @@ class UserAttributesSyncOperator(BaseOperator):
         self.remove_missing = remove_missing
         self.state_table = state_table
         self.defer_after = defer_after
+        self.null_values = null_values
+        self.max_removals = max_removals
+        self._removal_limit: RemovalLimit | None = None
         self._mapped_index: int | None = None
         if not isinstance(max_failure_ratio, str):
             ratio(max_failure_ratio)  # a templated value is checked once rendered
+        if checked_now(null_values):
+            null_values_mode(null_values)
+        if checked_now(max_removals):
+            removal_limit(max_removals, incremental=incremental)
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
 
@@ -226,6 +253,8 @@ class UserAttributesSyncOperator(BaseOperator):
         ti = context["ti"]
         self.max_failure_ratio = ratio(self.max_failure_ratio)
         self.is_dry_run = truthy(self.is_dry_run)
+        self.null_values = null_values_mode(self.null_values)
+        self._removal_limit = removal_limit(self.max_removals, incremental=self.incremental)
         map_index = getattr(ti, "map_index", None)
         self._mapped_index = int(map_index) if map_index is not None else -1
         context["userattrs_chunk"] = self._chunk_label()
@@ -242,8 +271,8 @@ class UserAttributesSyncOperator(BaseOperator):
         gc.freeze()
         try:
             outcome = self._run(engine, context, root)
-        except FatalVendorError as exc:  # bad credentials, a route the vendor lacks: no retry can help
-            error = str(exc)
+        except (FatalVendorError, RemovalLimitExceeded) as exc:  # bad credentials, no route, too many removals:
+            error = str(exc)  # no retry can help
         except (CheckpointError, SourceConfigError) as exc:
             raise AirflowFailException(str(exc)) from None
         finally:
@@ -313,7 +342,7 @@ class UserAttributesSyncOperator(BaseOperator):
     def _engine(self, client: Client, folder: FailureFolder, try_number: int) -> SyncEngine:
         size = None if self.incremental or self.replay_from else self.source_size()
         return SyncEngine(
-            client,
+            SkippingNulls(client, self.log) if self.null_values == "skip" else client,
             folder,
             try_number,
             chunk_size=self.checkpoint_every,
@@ -352,6 +381,7 @@ class UserAttributesSyncOperator(BaseOperator):
             full_refresh=truthy(self.full_refresh),
             remove_missing=self.remove_missing and not self._is_mapped_chunk(),
             log=self.log,
+            max_removals=self._removal_limit,
         )
 
     def _chunk_label(self) -> str:

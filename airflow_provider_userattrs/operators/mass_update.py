@@ -29,9 +29,11 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     :param sql_conn_id: the Airflow SQL connection ``sql`` runs on. Templated.
     :param kwargs: every parameter of :class:`UserAttributesSyncOperator` (``max_failure_ratio``,
         ``dry_run``, ``failure_path``, ``replay_from``, ``checkpoint_every``, ``hook_params``,
-        ``incremental``...) and of ``BaseOperator``. With ``incremental`` only users whose last delivered
-        ``value`` differs are sent, whatever the source the state is a document under ``failure_path``, and
-        users who left the segment get ``attribute`` removed.
+        ``incremental``, ``null_values``, ``max_removals``...) and of ``BaseOperator``. With ``incremental``
+        only users whose last delivered ``value`` differs are sent, whatever the source the state is a
+        document under ``failure_path``, and users who left the segment get ``attribute`` removed. With
+        ``null_values="skip"`` a ``value`` of None is sent to nobody (every user is counted, its attribute
+        skipped).
     """
 
     template_fields: Sequence[str] = (*UserAttributesSyncOperator.template_fields, "attribute", "value", "user_ids")
@@ -73,7 +75,7 @@ class MassUpdateOperator(UserAttributesSyncOperator):
     def segment(self) -> Segment:
         """Incremental: each id as a record ``{"user_id": id, attribute: value}``, diffed in object storage
         (one document per sync) whatever the source; users who left get ``attribute`` removed."""
-        return Segment("user_id", None, self._id_records)
+        return Segment("user_id", None, self._id_records, skip_nulls=self.null_values == "skip")
 
     def _id_records(self) -> Iterator[dict[str, Any]]:
         for raw in self._sql_rows() if self.sql else (self.user_ids or []):

@@ -8,7 +8,14 @@ from typing import Any
 
 from airflow_provider_userattrs.sync.checkpoint import checkpoint_store
 from airflow_provider_userattrs.sync.engine import SyncEngine
-from airflow_provider_userattrs.sync.incremental import IncrementalState, ObjectState, Segment, WarehouseState
+from airflow_provider_userattrs.sync.incremental import (
+    IncrementalState,
+    ObjectState,
+    RemovalLimit,
+    Segment,
+    WarehouseState,
+    check_removals,
+)
 from airflow_provider_userattrs.sync.progress import Log
 from airflow_provider_userattrs.sync.report import TryOutcome
 from airflow_provider_userattrs.sync.storage import FailureFolder, task_folder
@@ -37,8 +44,13 @@ def run_incremental(
     full_refresh: bool,
     remove_missing: bool,
     log: Log,
+    max_removals: RemovalLimit | None = None,
 ) -> TryOutcome:
-    """Send what differs from ``state``; the checkpoint keeps the counts across a deferral."""
+    """Send what differs from ``state``; the checkpoint keeps the counts across a deferral.
+
+    With ``max_removals``, what the difference would remove is counted first, and too much stops the run
+    before its first request (``RemovalLimitExceeded``).
+    """
     with state:
         log.info(
             "Incremental sync %r (state: %s)%s",
@@ -46,6 +58,8 @@ def run_incremental(
             state.where,
             ", full refresh" if full_refresh else "",
         )
+        if max_removals is not None:
+            check_removals(state, segment, max_removals, remove_missing=remove_missing, log=log)
         return engine.run_incremental(
             state,
             segment,

@@ -34,9 +34,10 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
     :param kwargs: every parameter of :class:`UserAttributesSyncOperator` (``parameters``,
         ``max_failure_ratio``, ``dry_run``, ``failure_path``, ``replay_from``, ``checkpoint_every``,
         ``fetch_size``, ``progress_interval``, ``hook_params``, ``incremental``, ``state_key``,
-        ``full_refresh``, ``remove_missing``, ``state_table``) and of ``BaseOperator``. With ``incremental``
-        and ``sql`` the state lives in the warehouse (table ``state_table``) and the database computes the
-        difference; with ``records`` it lives under ``failure_path`` (``_state/<state_key>.json``).
+        ``full_refresh``, ``remove_missing``, ``state_table``, ``null_values``, ``max_removals``) and of
+        ``BaseOperator``. With ``incremental`` and ``sql`` the state lives in the warehouse (table
+        ``state_table``) and the database computes the difference (and counts the removals of
+        ``max_removals``); with ``records`` it lives under ``failure_path`` (``_state/<state_key>.json``).
     """
 
     template_fields: Sequence[str] = (*UserAttributesSyncOperator.template_fields, "records", "user_id_field")
@@ -81,7 +82,15 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
     def segment(self) -> Segment:
         """The records, or the query the warehouse diffs, as the incremental state sees them."""
         rows = self._sql_rows if self.sql else lambda: self.records or []
-        return Segment(self.user_id_field, self.attributes, rows, self.sql, self.parameters, self.fetch_size)
+        return Segment(
+            self.user_id_field,
+            self.attributes,
+            rows,
+            self.sql,
+            self.parameters,
+            self.fetch_size,
+            skip_nulls=self.null_values == "skip",
+        )
 
     def attribute_sources(self, *, query_columns: bool = False) -> AttributeSources:
         """The attributes sent and the column each comes from (OpenLineage, the asset event): ``attributes``

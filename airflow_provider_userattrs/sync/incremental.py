@@ -6,25 +6,34 @@ the difference is one query there, so a 1M-row segment is diffed by the database
 :class:`ObjectState` (one JSON document under ``ObjectStoragePath``, for records). State is written after
 delivery only, chunk by chunk: a crash between the two causes a resend, never a skip, and a user that
 failed stays different, so the next run sends it again.
+
+``max_removals`` (:class:`RemovalLimit`): before the first request, the state counts what the difference would
+remove (:meth:`IncrementalState.removal_counts`: a counting query of the same joins in the warehouse, a count
+over the computed difference in object storage), and :func:`check_removals` stops the sync when it is more
+than allowed, so that a truncated source table cannot empty a CRM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_userattrs.errors import SourceConfigError
+from airflow_provider_userattrs.errors import SourceConfigError, UserAttrsError
 from airflow_provider_userattrs.results import UserUpdate
 from airflow_provider_userattrs.sync import sql
+from airflow_provider_userattrs.sync.nulls import Removal
+from airflow_provider_userattrs.sync.progress import Log
 from airflow_provider_userattrs.sync.sources import (
     Attributes,
     Item,
@@ -61,6 +70,10 @@ class Segment:
     sql: str | None = None
     parameters: Any = None
     fetch_size: int = 10_000
+    skip_nulls: bool = False
+    """``null_values="skip"``: an attribute that became NULL is still part of the difference (the client
+    leaves it out and reports it skipped: ``sync/nulls.py``), but it is no removal (not counted by
+    ``max_removals``) and its state keeps the value last delivered (the item's ``state`` does not name it)."""
 
 
 class IncrementalState(ABC):
@@ -87,6 +100,28 @@ class IncrementalState(ABC):
     def record(self, updates: Sequence[StateUpdate]) -> None:
         """Remember what the vendor accepted. Called after delivery, never before."""
 
+    @abstractmethod
+    def size(self) -> tuple[int, int]:
+        """The users and the attributes the state holds: what this sync has delivered and not removed."""
+
+    def removal_counts(self, segment: Segment, *, remove_missing: bool) -> RemovalCounts:
+        """What the difference would remove, counted before anything is sent (``max_removals``).
+
+        Here, a count over the computed difference (the object-storage state); :class:`WarehouseState` asks
+        the warehouse instead. Attributes a full refresh would clear are the same ones: it is not asked.
+        """
+        cleared = removed_users = removed_attributes = 0
+        for item in self.items(segment, full_refresh=False, remove_missing=remove_missing):
+            if item.update is None:
+                continue
+            if item.removal:
+                removed_users += 1
+                removed_attributes += len(item.update.attributes)
+            elif not segment.skip_nulls:
+                cleared += sum(1 for value in item.update.attributes.values() if value is None)
+        users, attributes = self.size()
+        return RemovalCounts(cleared, removed_users, removed_attributes, users, attributes)
+
     def close(self) -> None:  # noqa: B027  # an optional hook: most states hold nothing open
         """Release what the state holds open (a database connection)."""
 
@@ -112,7 +147,7 @@ class IncrementalState(ABC):
 
 
 def _leaver(position: int, user: str, names: Sequence[str]) -> Item:
-    update = UserUpdate(user, dict.fromkeys(names))
+    update = UserUpdate(user, Removal.fromkeys(names))
     return Item(position, update, state=dict.fromkeys(names), state_user=user, removal=True)
 
 
@@ -152,6 +187,15 @@ class WarehouseState(IncrementalState):
         return cursor
 
     def changes(self, segment: Segment, full_refresh: bool) -> Iterator[Item]:
+        names, renames = self._attributes(segment)
+        diff = self.diff_statement(segment, [(name, renames.get(name, name)) for name in names], full_refresh)
+        rows = self.stream_diff(diff, segment.fetch_size)
+        return self._changed_items(
+            rows, segment.user_id_field, names, renames, full_refresh, skip_nulls=segment.skip_nulls
+        )
+
+    def _attributes(self, segment: Segment) -> tuple[list[str], dict[str, str]]:
+        """The query's columns that are attributes, and their names at the vendor (``attributes`` renames)."""
         query = self._sql_of(segment)
         self.conn  # noqa: B018  # opens the connection and creates the state table before the diff joins it
         columns = query_columns(self.hook, query, segment.parameters)
@@ -165,9 +209,35 @@ class WarehouseState(IncrementalState):
         missing = [name for name in names if name not in columns]
         if missing:
             raise SourceConfigError(f"the query has no column {', '.join(map(repr, missing))} (attributes)")
-        diff = self.diff_statement(segment, [(name, renames.get(name, name)) for name in names], full_refresh)
-        rows = self.stream_diff(diff, segment.fetch_size)
-        return self._changed_items(rows, uid, names, renames, full_refresh)
+        return names, renames
+
+    def removal_counts(self, segment: Segment, *, remove_missing: bool) -> RemovalCounts:
+        """What the difference would remove, counted by the warehouse: the diff's joins summed
+        (``sql.cleared_count_statement``), the leavers' anti-join counted (``sql.leavers_count_statement``).
+        No row of the segment leaves the warehouse."""
+        cleared = 0
+        if not segment.skip_nulls:
+            names, renames = self._attributes(segment)
+            attributes = [(name, renames.get(name, name)) for name in names]
+            (cleared,) = self._counts(sql.cleared_count_statement(*self._against(segment), attributes=attributes))
+        removed_users = removed_attributes = 0
+        if remove_missing:
+            removed_users, removed_attributes = self._counts(sql.leavers_count_statement(*self._against(segment)))
+        users, attributes_held = self.size()
+        return RemovalCounts(cleared, removed_users, removed_attributes, users, attributes_held)
+
+    def size(self) -> tuple[int, int]:
+        users, attributes = self._counts(
+            sql.state_size_statement(self.dialect, self.placeholder, self.table, self.state_key)
+        )
+        return users, attributes
+
+    def _counts(self, statement: sql.Statement) -> tuple[int, ...]:
+        """The one row of a counting statement, as integers (engines answer Decimal, int128, or NULL for 0)."""
+        cursor = self._execute(statement.sql, statement.parameters)
+        rows = cursor.fetchall()  # all of it: an unbuffered driver (mysql-connector) refuses an unread result
+        cursor.close()
+        return tuple(int(value or 0) for value in rows[0])
 
     @staticmethod
     def _sql_of(segment: Segment) -> str:
@@ -224,7 +294,13 @@ class WarehouseState(IncrementalState):
 
     @staticmethod
     def _changed_items(
-        rows: Iterable[Row], user_id_field: str, attributes: Sequence[str], renames: Mapping[str, str], full: bool
+        rows: Iterable[Row],
+        user_id_field: str,
+        attributes: Sequence[str],
+        renames: Mapping[str, str],
+        full: bool,
+        *,
+        skip_nulls: bool = False,
     ) -> Iterator[Item]:
         for position, row in enumerate(rows):
             user_id = row.get(user_id_field)
@@ -235,7 +311,8 @@ class WarehouseState(IncrementalState):
                 if (current == previous and not full) or (current is None and previous is None):
                     continue
                 values[renames.get(name, name)] = row.get(name)
-                state[renames.get(name, name)] = current
+                if current is not None or not skip_nulls:  # a skipped NULL: the state keeps what was delivered
+                    state[renames.get(name, name)] = current
             if user_id is None:
                 yield Item(position, None, f"field {user_id_field!r} (the user id) is NULL")
             elif values:
@@ -318,12 +395,17 @@ class ObjectState(IncrementalState):
             }
             if changed:
                 update = UserUpdate(item.update.user_id, changed)
-                yield Item(item.position, update, state={n: state[n] for n in changed}, state_user=user)
+                # A NULL skipped (null_values="skip") is not named: the state keeps the value last delivered.
+                kept = {n: state[n] for n in changed if state[n] is not None or not segment.skip_nulls}
+                yield Item(item.position, update, state=kept, state_user=user)
 
     def leavers(self, segment: Segment, start: int) -> Iterator[Item]:
         present = {str(r.get(segment.user_id_field)) for r in segment.rows() if isinstance(r, Mapping)}
         for offset, user in enumerate(sorted(set(self.values) - present)):
             yield _leaver(start + offset, user, sorted(self.values[user]))
+
+    def size(self) -> tuple[int, int]:
+        return len(self.values), sum(len(attributes) for attributes in self.values.values())
 
     def record(self, updates: Sequence[StateUpdate]) -> None:
         if not updates:
@@ -336,3 +418,128 @@ class ObjectState(IncrementalState):
             else:
                 self.values.setdefault(user, {})[attribute] = text
         write_text_atomically(self.path, json.dumps(self.values))
+
+
+# -- max_removals ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovalCounts:
+    """What one incremental run would remove, counted before its first request."""
+
+    cleared: int
+    """Attributes NULL in the segment whose value the state holds: the diff would send their removal (none
+    with ``null_values="skip"``)."""
+    removed_users: int
+    """Users of the state no longer in the segment (``remove_missing``): all their attributes removed."""
+    removed_attributes: int
+    """The attributes of those users."""
+    state_users: int
+    """Users the state holds (what this sync has delivered): the base of a ratio."""
+    state_attributes: int
+    """Attributes the state holds: the base of a ratio."""
+
+    def described(self) -> str:
+        """``clear N attributes (x% of ...) and remove M users ...``, as a person reads it."""
+        cleared = f"clear {self.cleared:,} attributes{_share(self.cleared, self.state_attributes, 'attributes')}"
+        removed = "remove no user"
+        if self.removed_users:
+            removed = (
+                f"remove {self.removed_users:,} users{_share(self.removed_users, self.state_users, 'users')} with "
+                f"their {self.removed_attributes:,} attributes"
+            )
+        return f"{cleared} and {removed}"
+
+
+def _share(part: int, base: int, unit: str) -> str:
+    return f" ({part / base:.1%} of the {base:,} {unit} it has delivered)" if base else ""
+
+
+class RemovalLimitExceeded(UserAttrsError):
+    """An incremental run would remove more than ``max_removals`` allows: stopped before sending anything
+    (retrying would count the same)."""
+
+
+@dataclass(frozen=True)
+class RemovalLimit:
+    """``max_removals``: how much one incremental run may remove before it is stopped, unsent.
+
+    A number of 1 or more is a **count** (a whole number): at most that many attributes cleared, and at most
+    that many users removed. A number between 0 and 1 is a **ratio** of what the state holds (the segment as
+    this sync last delivered it): at most that share of its attributes cleared, and of its users removed.
+    0 allows no removal at all.
+    """
+
+    value: int | float
+
+    @property
+    def is_ratio(self) -> bool:
+        return 0 < self.value < 1
+
+    @classmethod
+    def parse(cls, value: object) -> RemovalLimit | None:
+        """``max_removals`` as given, or as a template rendered it (text); None (or "", "None") for no limit.
+
+        :raises ValueError: not a count (a whole number, 0 or more) nor a ratio (between 0 and 1).
+        """
+        if value is None:
+            return None
+        number: int | float | None = None
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in ("", "none", "null"):
+                return None
+            with contextlib.suppress(ValueError):
+                number = int(text)
+            if number is None:
+                with contextlib.suppress(ValueError):
+                    number = float(text)
+        elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            number = int(value) if isinstance(value, int) else float(value)
+        if isinstance(number, float) and math.isfinite(number) and number >= 1 and number.is_integer():
+            number = int(number)  # 500.0 is the count 500
+        if isinstance(number, float) and number == 0:
+            number = 0
+        if (isinstance(number, int) and number >= 0) or (isinstance(number, float) and 0 < number < 1):
+            return cls(number)
+        raise ValueError(
+            "max_removals must be a count (a whole number, 0 or more, e.g. 500), a ratio of the synced segment "
+            f"(between 0 and 1, e.g. 0.05) or None (no limit); got {value!r}"
+        )
+
+    def __str__(self) -> str:
+        return f"max_removals={self.value}"
+
+    def allowed(self, base: int) -> float:
+        """How many removals of something the state holds ``base`` of are allowed."""
+        return self.value * base if self.is_ratio else self.value
+
+    def exceeded_by(self, counts: RemovalCounts) -> bool:
+        return counts.cleared > self.allowed(counts.state_attributes) or counts.removed_users > self.allowed(
+            counts.state_users
+        )
+
+    def refusal(self, counts: RemovalCounts) -> str:
+        """The message of a run stopped by the limit: the numbers, and what to do."""
+        allowed = f"{self.value * 100:g}% of each" if self.is_ratio else f"{self.value:,} of each"
+        return (
+            f"{self}: this sync would {counts.described()}, more than max_removals allows ({allowed}); nothing "
+            "was sent. A truncated source table or a broken join looks like this: check the source first. If the "
+            "removals are meant, run once with a higher max_removals (it is templated, e.g. "
+            "\"{{ dag_run.conf.get('max_removals', 0.05) }}\"); null_values='skip' never clears an attribute on a "
+            "NULL, remove_missing=False never removes a user who left."
+        )
+
+
+def check_removals(
+    state: IncrementalState, segment: Segment, limit: RemovalLimit, *, remove_missing: bool, log: Log
+) -> RemovalCounts:
+    """Count what the run would remove and stop it, before its first request, when ``limit`` is exceeded.
+
+    :raises RemovalLimitExceeded: more attributes cleared, or more users removed, than ``limit`` allows.
+    """
+    counts = state.removal_counts(segment, remove_missing=remove_missing)
+    if limit.exceeded_by(counts):
+        raise RemovalLimitExceeded(limit.refusal(counts))
+    log.info("%s: this sync will %s, within the limit", limit, counts.described())
+    return counts

@@ -17,6 +17,9 @@ What common-sql does not have lives in :data:`DIALECTS`, one row per engine, and
   it opens a connection of its own per call, which SQLite makes wait behind the diff being read;
 - the state table's column types.
 
+The counts of ``max_removals`` (:func:`cleared_count_statement`, :func:`leavers_count_statement`) are built on the
+very joins of the diff and the leavers (one builder each), so that they count what those would send.
+
 Every value is bound (state key, attribute names, resume keys, timestamps); identifiers are quoted. A user's
 query is always wrapped as a subquery on lines of its own, so a trailing comment or ``;`` cannot swallow
 what follows.
@@ -326,6 +329,47 @@ def delete_statement(dialect: SqlDialect, placeholder: str, table: str) -> str:
     return f"DELETE FROM {q(table)} WHERE {where}"
 
 
+def _joined(
+    binder: Binder,
+    table: str,
+    sql: str,
+    state_key: str,
+    user_id_field: str,
+    attributes: Sequence[tuple[str, str]],
+) -> tuple[str, str, list[tuple[str, str]]]:
+    """The segment LEFT JOINed to the state once per attribute, on the state's primary key.
+
+    :return: the ``FROM ...`` clause (its values bound after the user's: the joins' placeholders come after the
+        subquery's), the user id's text, and per attribute (current text, previous text). Every statement
+        about the difference (:func:`diff_statement`, :func:`cleared_count_statement`) is built on it.
+    """
+    dialect = binder.dialect
+    q = dialect.quoted
+    uid = dialect.text(f"src.{q(user_id_field)}")
+    joins, values = [], []
+    for index, (column, name) in enumerate(attributes):
+        alias = f"s{index}"
+        values.append((dialect.text(f"src.{q(column)}"), f"{alias}.{q('value')}"))
+        joins.append(
+            f"LEFT JOIN {q(table)} {alias} ON {alias}.{q('state_key')} = {binder.bind(state_key)} "
+            f"AND {alias}.{q('user_id')} = {uid} AND {alias}.{q('attribute')} = {binder.bind(name)}"
+        )
+    return f"FROM {binder.source(sql)} src {' '.join(joins)}", uid, values
+
+
+def _changed(current: str, previous: str) -> str:
+    # No NULL is stored (a removal deletes the row): a missing row means "nothing delivered".
+    return (
+        f"({previous} IS NULL AND {current} IS NOT NULL) OR ({previous} IS NOT NULL AND ({current} IS NULL OR "
+        f"{current} <> {previous}))"
+    )
+
+
+def _cleared(current: str, previous: str) -> str:
+    """The attribute is NULL in the segment and the state holds a delivered value: the diff sends a removal."""
+    return f"{current} IS NULL AND {previous} IS NOT NULL"
+
+
 def diff_statement(
     dialect: SqlDialect,
     placeholder: str,
@@ -345,48 +389,80 @@ def diff_statement(
     """
     binder = Binder(dialect, placeholder, parameters)
     q = dialect.quoted
-    uid = dialect.text(f"src.{q(user_id_field)}")
+    source, uid, values = _joined(binder, table, sql, state_key, user_id_field, attributes)
     select = ["src.*"]
-    joins, changed = [], []
-    for index, (column, name) in enumerate(attributes):
-        current = dialect.text(f"src.{q(column)}")
-        alias = f"s{index}"
+    for index, (current, previous) in enumerate(values):
         select.append(f"{current} AS {q(f'__cur_{index}')}")
-        select.append(f"{alias}.{q('value')} AS {q(f'__prev_{index}')}")
-        joins.append((alias, name))
-        # No NULL is stored (a removal deletes the row): a missing row means "nothing delivered".
-        value = f"{alias}.{q('value')}"
-        changed.append(
-            f"({value} IS NULL AND {current} IS NOT NULL) OR ({value} IS NOT NULL AND ({current} IS NULL OR "
-            f"{current} <> {value}))"
-        )
-    head = f"SELECT {', '.join(select)} FROM {binder.source(sql)} src"
-    # The joins' values are bound after the user's (their placeholders come after the subquery's).
-    join_sql = " ".join(
-        f"LEFT JOIN {q(table)} {alias} ON {alias}.{q('state_key')} = {binder.bind(state_key)} "
-        f"AND {alias}.{q('user_id')} = {uid} AND {alias}.{q('attribute')} = {binder.bind(name)}"
-        for alias, name in joins
+        select.append(f"{previous} AS {q(f'__prev_{index}')}")
+    where = "" if full_refresh else " WHERE " + " OR ".join(f"({_changed(c, p)})" for c, p in values)
+    return binder.statement(f"SELECT {', '.join(select)} {source}{where} ORDER BY {uid}")
+
+
+def cleared_count_statement(
+    dialect: SqlDialect,
+    placeholder: str,
+    table: str,
+    sql: str,
+    parameters: Any,
+    state_key: str,
+    user_id_field: str,
+    *,
+    attributes: Sequence[tuple[str, str]],
+) -> Statement:
+    """One row, one column: how many attributes the difference would clear (NULL in the segment, a value in
+    the state), counted by the warehouse over the joins of :func:`diff_statement`, a full refresh or not (both
+    send those removals). A user id repeated in the segment counts once per row, as the diff sends it."""
+    binder = Binder(dialect, placeholder, parameters)
+    source, _, values = _joined(binder, table, sql, state_key, user_id_field, attributes)
+    cases = " + ".join(f"CASE WHEN {_cleared(c, p)} THEN 1 ELSE 0 END" for c, p in values) or "0"
+    return binder.statement(f"SELECT COALESCE(SUM({cases}), 0) AS {dialect.quoted('cleared')} {source}")
+
+
+def _leavers_source(binder: Binder, table: str, sql: str, state_key: str, user_id_field: str) -> str:
+    """``FROM ... WHERE ...`` of the state rows whose user is no longer in the segment.
+
+    An anti-join, not NOT EXISTS: engines hash or index it; a correlated subquery would scan the segment
+    once per state row.
+    """
+    dialect = binder.dialect
+    q = dialect.quoted
+    # No DISTINCT: a case-insensitive collation (MySQL's default) would fold "A@x.com" and "a@x.com" into one,
+    # and the other would look gone. Duplicates only repeat rows the anti-join drops anyway.
+    present = f"SELECT {dialect.text('src.' + q(user_id_field))} AS uid FROM {binder.source(sql)} src"
+    return (
+        f"FROM {q(table)} s LEFT JOIN ({present}) present "
+        f"ON present.uid = s.{q('user_id')} WHERE s.{q('state_key')} = {binder.bind(state_key)} "
+        f"AND present.uid IS NULL"
     )
-    where = "" if full_refresh else " WHERE " + " OR ".join(f"({c})" for c in changed)
-    return binder.statement(f"{head} {join_sql}{where} ORDER BY {uid}")
 
 
 def leavers_statement(
     dialect: SqlDialect, placeholder: str, table: str, sql: str, parameters: Any, state_key: str, user_id_field: str
 ) -> Statement:
-    """(user, attribute) of the state whose user is no longer in the segment, by user.
-
-    An anti-join, not NOT EXISTS: engines hash or index it; a correlated subquery would scan the segment
-    once per state row.
-    """
+    """(user, attribute) of the state whose user is no longer in the segment, by user."""
     binder = Binder(dialect, placeholder, parameters)
     q = dialect.quoted
-    # No DISTINCT: a case-insensitive collation (MySQL's default) would fold "A@x.com" and "a@x.com" into one,
-    # and the other would look gone. Duplicates only repeat rows the anti-join drops anyway.
-    present = f"SELECT {dialect.text('src.' + q(user_id_field))} AS uid FROM {binder.source(sql)} src"
-    text = (
-        f"SELECT s.{q('user_id')}, s.{q('attribute')} FROM {q(table)} s LEFT JOIN ({present}) present "
-        f"ON present.uid = s.{q('user_id')} WHERE s.{q('state_key')} = {binder.bind(state_key)} "
-        f"AND present.uid IS NULL ORDER BY s.{q('user_id')}, s.{q('attribute')}"
+    source = _leavers_source(binder, table, sql, state_key, user_id_field)
+    return binder.statement(
+        f"SELECT s.{q('user_id')}, s.{q('attribute')} {source} ORDER BY s.{q('user_id')}, s.{q('attribute')}"
     )
-    return binder.statement(text)
+
+
+def leavers_count_statement(
+    dialect: SqlDialect, placeholder: str, table: str, sql: str, parameters: Any, state_key: str, user_id_field: str
+) -> Statement:
+    """One row: the users :func:`leavers_statement` would return, and their attributes (its rows)."""
+    binder = Binder(dialect, placeholder, parameters)
+    q = dialect.quoted
+    source = _leavers_source(binder, table, sql, state_key, user_id_field)
+    return binder.statement(f"SELECT COUNT(DISTINCT s.{q('user_id')}) AS users, COUNT(*) AS attributes {source}")
+
+
+def state_size_statement(dialect: SqlDialect, placeholder: str, table: str, state_key: str) -> Statement:
+    """One row: the users and the attributes the state of ``state_key`` holds (what this sync has delivered)."""
+    q = dialect.quoted
+    return Statement(
+        f"SELECT COUNT(DISTINCT {q('user_id')}) AS users, COUNT(*) AS attributes FROM {q(table)} "
+        f"WHERE {q('state_key')} = {placeholder}",
+        [state_key],
+    )

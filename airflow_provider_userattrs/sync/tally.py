@@ -80,6 +80,11 @@ def settle(
 def _remember_delivered(tally: ChunkTally, item: Item, result: UserResult) -> None:
     accepted = [r for r in result.results if r.outcome in (Outcome.DELIVERED, Outcome.SKIPPED)]
     if item.state is not None and item.state_user is not None:
-        tally.state_updates.extend((item.state_user, r.attribute, item.state.get(r.attribute)) for r in accepted)
+        # Only what the item says how to remember: a NULL skipped by null_values="skip" is not named, so the
+        # state keeps the value last delivered (sync/nulls.py).
+        state = item.state
+        tally.state_updates.extend(
+            (item.state_user, r.attribute, state[r.attribute]) for r in accepted if r.attribute in state
+        )
     if tally.delivered is not None:
         tally.delivered.extend({"user_id": r.user_id, "attribute": r.attribute} for r in accepted)

@@ -225,3 +225,85 @@ def test_duckdb_state_table_and_diff(dag_harness, sandbox, tmp_path, monkeypatch
     report = dag_harness.run("inc_duckdb", body).xcom("push")
     assert report["succeeded"] == 3 and requests(sandbox) == 303
     assert float(sandbox.state("dx")["dd2@example.com"]["ltv"]) == 2.0
+
+
+# -- data safety: null_values="skip", max_removals ---------------------------------------------------------
+
+
+def state_rows(path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM userattrs_sync_state").fetchone()[0]
+
+
+def test_null_values_skip_keeps_the_vendors_value_and_the_delivered_value_in_the_state(dag_harness, sandbox, warehouse):
+    skipping = SYNC.replace('state_key="crm-sync",', 'state_key="crm-sync", null_values="skip",')
+    dag_harness.run("inc_skip", SYNC)
+    execute(warehouse, "UPDATE segment SET region = NULL WHERE email IN ('i0003@example.com', 'i0005@example.com')")
+    execute(warehouse, "UPDATE segment SET region = NULL, tier = 'vip' WHERE email = 'i0007@example.com'")
+    execute(warehouse, "DELETE FROM segment WHERE email = 'i0004@example.com'")
+    report = dag_harness.run("inc_skip", skipping).xcom("push")
+    assert (report["incremental"]["changed_users"], report["incremental"]["removed_users"]) == (3, 1)
+    assert (report["total"], report["succeeded"], report["skipped_attributes"]) == (4, 4, 3)  # counted once each
+    assert requests(sandbox) == USERS + 2  # i0007's tier and the leaver; nothing for i0003 and i0005
+    dx = sandbox.state("dx")
+    assert dx["i0003@example.com"] == {"tier": "t3", "ltv": "4.5", "region": "EU"}  # the vendor kept its region
+    assert dx["i0007@example.com"] == {"tier": "vip", "ltv": "10.5", "region": "EU"}
+    assert dx["i0004@example.com"] == {}  # a user who left is still removed (remove_missing)
+    assert state_rows(warehouse) == 3 * USERS - 3  # the leaver's rows only: the skipped regions stay delivered
+    # the region coming back as it was is no change: nothing to send
+    execute(warehouse, "UPDATE segment SET region = 'EU' WHERE email IN ('i0003@example.com', 'i0005@example.com')")
+    execute(warehouse, "UPDATE segment SET region = 'EU' WHERE email = 'i0007@example.com'")
+    assert dag_harness.run("inc_skip", skipping).xcom("push")["total"] == 0 and requests(sandbox) == USERS + 2
+
+
+LIMITED = SYNC.replace(
+    'state_key="crm-sync",', 'state_key="crm-sync", max_removals="{{ dag_run.conf.get(\'max_removals\', 0.05) }}",'
+)
+
+
+def test_max_removals_stops_a_truncated_segment_before_sending_anything(dag_harness, sandbox, warehouse):
+    dag_harness.run("inc_limit", LIMITED)
+    execute(warehouse, "DELETE FROM segment WHERE email >= 'i0020@example.com'")  # 180 of 200 users gone
+    stopped = dag_harness.run("inc_limit", LIMITED)
+    assert stopped.tasks[("push", -1)][:2] == ("failed", 1)  # AirflowFailException: no retry (retries=1)
+    error = stopped.xcom("push", key="report")["error"]  # the report is pushed, with the numbers
+    assert error.startswith("max_removals=0.05: this sync would clear 0 attributes")
+    assert "remove 180 users (90.0% of the 200 users it has delivered) with their 540 attributes" in error
+    assert "nothing was sent" in error
+    assert requests(sandbox) == USERS and len(sandbox.state("dx")["i0150@example.com"]) == 3
+    assert state_rows(warehouse) == 3 * USERS
+    meant = dag_harness.run("inc_limit", LIMITED, conf={"max_removals": 200})  # a count, raised for one run
+    assert meant.state == "success" and meant.xcom("push")["incremental"]["removed_users"] == 180
+    assert sandbox.state("dx")["i0150@example.com"] == {} and state_rows(warehouse) == 3 * 20
+
+
+def test_max_removals_counts_the_attributes_a_broken_join_would_clear_unless_nulls_are_skipped(
+    dag_harness, sandbox, warehouse
+):
+    dag_harness.run("inc_join", LIMITED)
+    execute(warehouse, "UPDATE segment SET ltv = NULL, region = NULL WHERE email >= 'i0100@example.com'")
+    stopped = dag_harness.run("inc_join", LIMITED, conf={"max_removals": 150})
+    assert stopped.tasks[("push", -1)][:2] == ("failed", 1) and requests(sandbox) == USERS
+    error = stopped.xcom("push", key="report")["error"]
+    assert error.startswith("max_removals=150: this sync would clear 200 attributes (33.3% of the 600")
+    assert "and remove no user, more than max_removals allows (150 of each)" in error
+    skipping = LIMITED.replace('state_key="crm-sync",', 'state_key="crm-sync", null_values="skip",')
+    kept = dag_harness.run("inc_join", skipping, conf={"max_removals": 150})
+    report = kept.xcom("push")
+    assert kept.state == "success" and report["skipped_attributes"] == 200 and report["succeeded"] == 100
+    assert requests(sandbox) == USERS and sandbox.state("dx")["i0150@example.com"]["region"] == "US"
+
+
+def test_max_removals_on_the_object_state_of_a_mass_update(dag_harness, sandbox):
+    def body(ids):
+        return f"""
+        MassUpdateOperator(task_id="flag", conn_id="dx_default", attribute="churn", value="high", incremental=True,
+                           user_ids={ids!r}, max_removals=3, retries=2)
+        """
+
+    dag_harness.run("inc_mass_limit", body([f"m{i}@example.com" for i in range(10)]))
+    stopped = dag_harness.run("inc_mass_limit", body([f"m{i}@example.com" for i in range(6)]))
+    assert stopped.tasks[("flag", -1)][:2] == ("failed", 1) and requests(sandbox) == 10
+    assert "remove 4 users (40.0% of the 10 users it has delivered)" in stopped.xcom("flag", key="report")["error"]
+    within = dag_harness.run("inc_mass_limit", body([f"m{i}@example.com" for i in range(1, 10)]))
+    assert within.state == "success" and within.xcom("flag")["incremental"]["removed_users"] == 1

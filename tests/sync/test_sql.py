@@ -40,6 +40,11 @@ def statements(dialect: sql.SqlDialect, placeholder: str = "?") -> dict[str, sql
             dialect, placeholder, TABLE, attributes=[("plan", "plan")], full_refresh=True, **common
         ),
         "leavers": sql.leavers_statement(dialect, placeholder, TABLE, **common),
+        "cleared": sql.cleared_count_statement(
+            dialect, placeholder, TABLE, attributes=[("plan", "plan"), ("select", "tier")], **common
+        ),
+        "leavers_count": sql.leavers_count_statement(dialect, placeholder, TABLE, **common),
+        "state_size": sql.state_size_statement(dialect, placeholder, TABLE, STATE_KEY),
         "ordered": keyset.ordered_statement(
             dialect, placeholder, SEGMENT, None, "id", keyset.ResumePoint(5, "u7", ("ab",))
         ),
@@ -68,6 +73,22 @@ def test_values_are_bound_never_pasted(name):
         assert "u7" not in statement.sql and "gold" not in statement.sql, kind
     diff = statements(dialect)["diff"]
     assert list(diff.parameters or []) == [STATE_KEY, "plan", STATE_KEY, "tier"]  # the vendor's names
+    # max_removals counts with the diff's own joins, bound the same way
+    assert list(statements(dialect)["cleared"].parameters or []) == [STATE_KEY, "plan", STATE_KEY, "tier"]
+    assert list(statements(dialect)["leavers_count"].parameters or []) == [STATE_KEY]
+    assert list(statements(dialect)["state_size"].parameters or []) == [STATE_KEY]
+
+
+def test_the_count_of_cleared_attributes_reuses_the_diffs_joins():
+    dialect = sql.DIALECTS["mysql"]
+    common = {"sql": SEGMENT, "parameters": [7], "state_key": STATE_KEY, "user_id_field": "id"}
+    attributes = [("plan", "plan"), ("select", "tier")]
+    diff = sql.diff_statement(dialect, "%s", TABLE, attributes=attributes, full_refresh=False, **common)
+    cleared = sql.cleared_count_statement(dialect, "%s", TABLE, attributes=attributes, **common)
+    joins = diff.sql[diff.sql.index(" FROM ") : diff.sql.rindex(" WHERE ")]  # the diff's own WHERE is the last
+    assert cleared.sql.endswith(joins) and "`analytics`.`userattrs_sync_state`" in joins
+    assert cleared.parameters == diff.parameters == [7, STATE_KEY, "plan", STATE_KEY, "tier"]  # the user's first
+    assert cleared.sql.count("CASE WHEN CAST(src.") == 2  # one term per attribute
 
 
 def test_identifiers_are_quoted_by_the_dialect_and_text_has_its_type():

@@ -2,13 +2,16 @@
 and MariaDB, each through its real Airflow provider hook (from an Airflow connection), with the SQL of
 ``sync/sql.py`` and ``sync/keyset.py``.
 
-Streaming, resume by key (a try killed mid-run, the table's physical order changed, the next try) and
-incremental sync (first run, unchanged re-run, 1 % changed, a leaver) run on all four.
+Streaming, resume by key (a try killed mid-run, the table's physical order changed, the next try),
+incremental sync (first run, unchanged re-run, 1 % changed, a leaver) and its data safety (``max_removals``
+counted by the warehouse, ``null_values="skip"``) run on all four.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import random
 import sqlite3
 import uuid
@@ -23,8 +26,16 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_userattrs.errors import SourceConfigError
 from airflow_provider_userattrs.sync.checkpoint import MemoryCheckpoint
 from airflow_provider_userattrs.sync.engine import SyncEngine
-from airflow_provider_userattrs.sync.incremental import Segment, WarehouseState
+from airflow_provider_userattrs.sync.incremental import (
+    RemovalCounts,
+    RemovalLimit,
+    RemovalLimitExceeded,
+    Segment,
+    WarehouseState,
+    check_removals,
+)
 from airflow_provider_userattrs.sync.keyset import ResumePoint
+from airflow_provider_userattrs.sync.nulls import SkippingNulls
 from airflow_provider_userattrs.sync.sources import from_records, keyed_rows, stream_sql
 from airflow_provider_userattrs.sync.storage import FailureFolder
 from tests.sync.fakes import Crash, FakeClient, FakeVendor
@@ -262,18 +273,26 @@ def test_a_try_killed_mid_run_resumes_by_key_after_the_table_was_physically_reor
 # -- incremental ----------------------------------------------------------------------------------------
 
 
-def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "suite.sync", **options: Any):
-    segment = Segment(
+def _segment(warehouse: Warehouse, options: dict[str, Any]) -> Segment:
+    return Segment(
         "user_id",
         options.pop("attributes", {"plan": "plan", "score": "score", "order": "order number"}),
         lambda: [],
         options.pop("sql", f"SELECT user_id, plan, score, {warehouse.q('order')} FROM {warehouse.table}"),
         options.pop("parameters", None),
         fetch_size=64,
+        skip_nulls=options.pop("skip_nulls", False),
     )
+
+
+def _incremental(warehouse: Warehouse, world: FakeVendor, tmp_path, key: str = "suite.sync", **options: Any):
+    segment = _segment(warehouse, options)
     folder = FailureFolder(ObjectStoragePath(f"file://{tmp_path}/inc-{uuid.uuid4().hex[:6]}"))
+    client: Any = FakeClient(world)
+    if segment.skip_nulls:  # null_values="skip", as the operator sets it up
+        client = SkippingNulls(client, logging.getLogger(__name__))
     with WarehouseState(CONN_ID, key, table=warehouse.state_table) as state:
-        return SyncEngine(FakeClient(world), folder, 1, chunk_size=64).run_incremental(
+        return SyncEngine(client, folder, 1, chunk_size=64).run_incremental(
             state, segment, full_refresh=options.pop("full_refresh", False), remove_missing=True
         )
 
@@ -331,3 +350,80 @@ def test_incremental_sees_a_change_of_case_and_keeps_ids_differing_by_case_apart
     assert second.incremental is not None
     assert (second.incremental.changed_users, second.incremental.removed_users) == (1, 0)
     assert world.stored["u1"]["plan"] == "GOLD" and world.stored["U1"]["plan"] == "gold"
+
+
+# -- data safety: max_removals, null_values="skip" ------------------------------------------------------
+
+
+def _filled(warehouse: Warehouse) -> list[str]:
+    """The segment of ``USERS`` users with three attributes each; their ids, sorted."""
+    users = shuffled_users()
+    warehouse.fill(
+        [(u, p, s, f"#{i}") for i, (u, p, s) in enumerate(users)], f"user_id, plan, score, {warehouse.q('order')}"
+    )
+    return sorted(u for u, _, _ in users)
+
+
+def _in(ids: Sequence[str]) -> str:
+    return f"user_id IN ({', '.join(map(_literal, ids))})"
+
+
+def test_removals_are_counted_by_the_warehouse_as_the_diff_would_send_them(warehouse, tmp_path):
+    ids = _filled(warehouse)
+    sql = (
+        f"SELECT user_id, plan, score, {warehouse.q('order')} FROM {warehouse.table} WHERE COALESCE(score, 0) >= "
+        f"{warehouse.placeholder}"
+    )
+    options = {"sql": sql, "parameters": [0]}  # the user's own bound value comes before the joins' values
+    world = FakeVendor()
+    _incremental(warehouse, world, tmp_path, **dict(options))
+    warehouse.execute(f"UPDATE {warehouse.table} SET plan = NULL WHERE {_in(ids[10:45])}")  # 35 plans
+    warehouse.execute(f"UPDATE {warehouse.table} SET score = NULL WHERE {_in(ids[40:45])}")  # and 5 scores
+    warehouse.execute(f"DELETE FROM {warehouse.table} WHERE {_in(ids[100:112])}")  # 12 users leave
+    warehouse.fill([(None, None, 3)])  # a row without id clears nothing: the diff reports it, never removes
+    warehouse.execute(f"UPDATE {warehouse.table} SET score = score + 1 WHERE {_in(ids[200:203])}")  # no removal
+    segment = _segment(warehouse, dict(options))
+    with WarehouseState(CONN_ID, "suite.sync", table=warehouse.state_table) as state:
+        counts = state.removal_counts(segment, remove_missing=True)
+        items = list(state.items(segment, full_refresh=False, remove_missing=True))
+        skipping = state.removal_counts(dataclasses.replace(segment, skip_nulls=True), remove_missing=True)
+        staying = state.removal_counts(segment, remove_missing=False)
+    assert counts == RemovalCounts(40, 12, 36, USERS, 3 * USERS)
+    # the warehouse's count is what the difference would send: the NULLs of changed users, the leavers
+    nulls = [v for i in items if i.update and not i.removal for v in i.update.attributes.values() if v is None]
+    assert (len(nulls), sum(1 for i in items if i.removal)) == (counts.cleared, counts.removed_users)
+    assert (skipping.cleared, skipping.removed_users) == (0, 12)  # a skipped NULL is no removal
+    assert (staying.cleared, staying.removed_users, staying.removed_attributes) == (40, 0, 0)
+
+    sends = sum(world.sends.values())
+    with WarehouseState(CONN_ID, "suite.sync", table=warehouse.state_table) as state:
+        with pytest.raises(RemovalLimitExceeded, match=r"max_removals=20: .*clear 40 attributes .*remove 12 users"):
+            check_removals(state, segment, RemovalLimit(20), remove_missing=True, log=logging.getLogger())
+        with pytest.raises(RemovalLimitExceeded, match=r"max_removals=0.03: .*\(3% of each\)"):
+            check_removals(state, segment, RemovalLimit(0.03), remove_missing=True, log=logging.getLogger())
+        # 40 of 1,200 attributes (3.3 %), 12 of 400 users (3 %): within 5 %
+        assert check_removals(state, segment, RemovalLimit(0.05), remove_missing=True, log=logging.getLogger())
+    assert sum(world.sends.values()) == sends  # counting sends nothing
+
+
+def test_skipped_nulls_are_not_sent_the_state_keeps_the_value_and_a_leaver_is_still_removed(warehouse, tmp_path):
+    ids = _filled(warehouse)
+    world = FakeVendor()
+    _incremental(warehouse, world, tmp_path)
+    nulled, leaver = ids[:5], ids[5]
+    before = {user: dict(world.stored[user]) for user in nulled}
+    warehouse.execute(f"UPDATE {warehouse.table} SET plan = NULL WHERE {_in(nulled)}")
+    warehouse.execute(f"DELETE FROM {warehouse.table} WHERE user_id = {_literal(leaver)}")
+    sends = dict(world.sends)
+    outcome = _incremental(warehouse, world, tmp_path, skip_nulls=True)
+    assert outcome.incremental is not None
+    assert (outcome.incremental.changed_users, outcome.incremental.removed_users) == (5, 1)
+    # each user counted once, its NULL counted skipped; nothing of theirs was sent
+    assert (outcome.succeeded, outcome.failed, outcome.skipped_attributes) == (6, 0, 5)
+    assert all(world.stored[user] == before[user] and world.sends[user] == sends[user] for user in nulled)
+    assert world.stored[leaver] == {"plan": None, "score": None, "order number": None}  # remove_missing still
+    # the state kept the plan delivered: the same plan coming back is no change, nothing is sent
+    for user in nulled:
+        plan = before[user]["plan"]
+        warehouse.execute(f"UPDATE {warehouse.table} SET plan = {_literal(plan)} WHERE user_id = {_literal(user)}")
+    assert _incremental(warehouse, world, tmp_path, skip_nulls=True).total == 0
