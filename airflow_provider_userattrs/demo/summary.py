@@ -2,6 +2,8 @@
 
 ``python -m airflow_provider_userattrs.demo.summary DAG_ID [DAG_ID...]`` prints, for the latest run of
 each DAG in the metadata DB, users delivered per vendor, failures grouped by reason, and the failure files.
+Every count a person reads is a count of users (as the headline's "25 failed" is), the unit said on each line;
+a cause that hit several attributes of a user also says how many attribute values it hit.
 """
 
 from __future__ import annotations
@@ -21,51 +23,80 @@ class UncleanRunError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cause:
-    """One reason for failure and how many (user, attribute) pairs it hit: one line of the summary."""
+    """One reason for failure, the users it hit and how many (user, attribute) pairs: one line of the summary."""
 
     reason: str
     count: int
+    """Failure lines: (user, attribute) pairs (a user with 8 attributes refused counts 8)."""
     attributes: list[str]
     """The attributes it hit, most frequent first (a person looks there first)."""
+    users: int
+    """Users it hit (each record without a user id is a user of its own)."""
 
 
 MAX_CAUSES_SHOWN = 20
 
 
 class ReasonTally:
-    """Failures counted by reason, in memory bounded by the number of causes (not of failures).
+    """Failures counted by reason: lines, and distinct users.
 
     Reasons are one text per cause (the user, the attribute and the value are fields of their own), so the
     reason alone is the key; a vendor message that quotes the failing user's own id has it replaced by
-    ``<user>`` so that it still groups.
+    ``<user>`` so that it still groups. Users are told apart within one tally (one chunk's report or failure
+    file) and summed over chunks (a run's chunks hold different users), so memory holds one chunk's failed
+    users at most.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.attributes: dict[str, Counter[str]] = {}
+        self.users: Counter[str] = Counter()
+        """Users of tallies merged in by :meth:`update`."""
+        self.seen: dict[str, set[object]] = {}
+        """Users of failures added to this tally, per reason."""
+        self.anonymous = 0
 
     def add(self, failure: Mapping[str, Any]) -> None:
         reason = _reason_key(failure)
         self.counts[reason] += 1
         self.attributes.setdefault(reason, Counter())[str(failure.get("attribute") or "")] += 1
+        self.seen.setdefault(reason, set()).add(self._user(failure))
+
+    def _user(self, failure: Mapping[str, Any]) -> object:
+        user = failure.get("user_id")
+        if user is not None:
+            return str(user)  # ids come back from JSON: 42 and "42" are one user
+        self.anonymous += 1  # a record without a user id is a user of its own
+        return ("record", self.anonymous)
+
+    def users_of(self, reason: str) -> int:
+        return self.users[reason] + len(self.seen.get(reason, ()))
 
     def update(self, other: ReasonTally) -> None:
         self.counts.update(other.counts)
         for reason, names in other.attributes.items():
             self.attributes.setdefault(reason, Counter()).update(names)
+        for reason in other.counts:
+            self.users[reason] += other.users_of(reason)
 
     def causes(self) -> list[Cause]:
-        """One :class:`Cause` per reason, most frequent first."""
+        """One :class:`Cause` per reason, the most users first."""
+        # Ties keep the order in which reasons were first seen.
+        ordered = sorted(self.counts, key=lambda reason: (-self.users_of(reason), -self.counts[reason]))
         return [
-            Cause(reason, count, [name for name, _ in self.attributes[reason].most_common() if name])
-            for reason, count in self.counts.most_common()
+            Cause(
+                reason,
+                self.counts[reason],
+                [name for name, _ in self.attributes[reason].most_common() if name],
+                self.users_of(reason),
+            )
+            for reason in ordered
         ]
 
 
 def declared_quota(conn_id: str) -> tuple[int, float] | None:
     """The quota a vendor connection declares (``quota_requests`` per ``quota_window_seconds``), if any."""
-    from airflow.sdk import BaseHook
-
+    from airflow_provider_userattrs.compat import BaseHook
     from airflow_provider_userattrs.config import parse_settings
 
     settings = parse_settings(BaseHook.get_connection(conn_id).extra_dejson or {}, where=f"connection {conn_id!r}")
@@ -216,10 +247,9 @@ def render(run: dict[str, Any]) -> str:
     if causes:
         sampled = run.get("reasons_sampled_chunks")
         note = f" (counted from the first 100 failures of {sampled} chunks)" if sampled else ""
-        lines.append(f"  failures by reason, one line per cause{note}:")
+        lines.append(f"  failed users by reason, one line per cause{note}:")
     for cause in causes[:MAX_CAUSES_SHOWN]:
-        where = f"  [{', '.join(cause['attributes'][:3])}{', ...' if len(cause['attributes']) > 3 else ''}]"
-        lines.append(f"  {cause['count']:>6,} x {cause['reason']}{where if cause['attributes'] else ''}")
+        lines.append("  " + _cause_line(cause))
     if len(causes) > MAX_CAUSES_SHOWN:
         lines.append(f"  ... and {len(causes) - MAX_CAUSES_SHOWN} more causes")
     for path in run["failure_files"][:5]:
@@ -227,6 +257,19 @@ def render(run: dict[str, Any]) -> str:
     if len(run["failure_files"]) > 5:
         lines.append(f"  ... and {len(run['failure_files']) - 5} more failure files")
     return "\n".join(lines)
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count:,} {unit}" + ("" if count == 1 else "s")
+
+
+def _cause_line(cause: Mapping[str, Any]) -> str:
+    """``12 users: <reason>  [attributes] (96 attribute values)``: users first, the unit always said."""
+    users = int(cause.get("users", cause["count"]))  # a summary saved before users were counted
+    names = cause["attributes"]
+    where = f"  [{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}]" if names else ""
+    values = f" ({_plural(cause['count'], 'attribute value')})" if cause["count"] != users else ""
+    return f"{_plural(users, 'user'):>12}: {cause['reason']}{where}{values}"
 
 
 def latest_reports(dag_id: str) -> tuple[str | None, str | None, list[dict[str, Any]]]:

@@ -1,6 +1,11 @@
 """The report of a try: what :func:`build_report` turns into the XCom ``return_value`` / ``report``.
 
 Its keys and meanings are public (README "The report"); they are written in this one function only.
+
+What a person reads of a report is safe to show and always storable: the vendor's words (``error``, each
+failure's ``reason``) pass through Airflow's secrets masker (a vendor that quotes the token it refused shows
+``***``), and text that UTF-8 cannot hold (a lone surrogate in a user id or a value) is shown escaped
+(``\\ud800``); the failure file keeps the exact value.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_provider_userattrs.compat import redact
 from airflow_provider_userattrs.sync.checkpoint import PacingTotals
-from airflow_provider_userattrs.sync.storage import Line
+from airflow_provider_userattrs.sync.storage import Line, writable_text
 
 MAX_REPORTED_FAILURES = 100
 
@@ -111,7 +117,7 @@ def build_report(
     """The report pushed to XCom. ``outcome`` is None when the sync stopped on ``error`` (bad credentials)."""
     report: dict[str, Any] = {"vendor": vendor, "conn_id": conn_id, "dry_run": dry_run}
     if error is not None:
-        report["error"] = error
+        report["error"] = vendor_text(error)
     total = outcome.total if outcome is not None else 0
     if outcome is not None:
         report.update(_counts(outcome))
@@ -126,7 +132,25 @@ def build_report(
     report["started_at"] = _iso(finished - wall)
     report["finished_at"] = _iso(finished)
     report["users_per_second"] = round(total / wall, 1) if wall > 0 else None
-    return report
+    return {key: storable(value) for key, value in report.items()}
+
+
+def vendor_text(text: object) -> str:
+    """A vendor's words as a report shows them: secrets masked, always storable."""
+    return writable_text(str(redact(str(text))))
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every text (keys too) that UTF-8 cannot hold escaped, so that XCom can always store it."""
+    if isinstance(value, str):
+        return writable_text(value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(storable(v) for v in value)
+    return value
 
 
 def _counts(outcome: TryOutcome) -> dict[str, object]:
@@ -136,7 +160,12 @@ def _counts(outcome: TryOutcome) -> dict[str, object]:
         "failed": outcome.failed,
         "retryable_users": outcome.retryable_users,
         "failures": [
-            {"user_id": f.user_id, "attribute": f.attribute, "reason": f.reason, "retryable": f.retryable}
+            {
+                "user_id": f.user_id,
+                "attribute": f.attribute,
+                "reason": None if f.reason is None else vendor_text(f.reason),
+                "retryable": f.retryable,
+            }
             for f in outcome.failures
         ],
         "failures_truncated": outcome.failures_truncated,

@@ -3,6 +3,12 @@
 Failure files go through Airflow's ``ObjectStoragePath`` (local by default, any fsspec URL such as
 ``s3://bucket/prefix`` by configuration), so that they can be replayed from any worker. Object stores
 cannot append: every file here is written whole, once.
+
+Every line is writable, whatever it holds: a line is UTF-8, and one whose text UTF-8 cannot hold (a lone
+surrogate, ``"\\ud800"``) is written with JSON escapes instead, which read back to the same value. The
+vendor's words in a line (its ``reason``) pass through Airflow's secrets masker first (:func:`redact`): a
+vendor that quotes the token it refused leaves ``***`` in the file. Values are written as they are (a replay
+resends them).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_userattrs.compat import redact
 
 FAILURE_PATH_ENV = "USERATTRS_FAILURE_PATH"
 
@@ -36,13 +44,64 @@ def task_folder(root: str, dag_id: str, run_id: str, task_id: str, map_index: in
     return path / f"map-{map_index}" if map_index >= 0 else path
 
 
+VENDOR_TEXT_KEYS = ("reason",)
+"""The keys of a line that hold a vendor's words (masked); the rest is the record's own data."""
+_MASKED_MEMO = 4096
+"""Distinct reasons remembered while writing one file: most lines of a file share a few reasons."""
+
+
+def writable_text(text: str) -> str:
+    """``text`` itself when UTF-8 can hold it, else with what it cannot hold escaped (``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def encode_line(line: Line) -> bytes:
+    """One JSON line in UTF-8; text UTF-8 cannot hold is written as JSON escapes (it reads back the same)."""
+    text = json.dumps(line, default=str, ensure_ascii=False)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(line, default=str, ensure_ascii=True).encode("ascii") + b"\n"
+
+
+class _Masker:
+    """Masks the vendor's words of each line, remembering the answer for a reason seen before."""
+
+    def __init__(self) -> None:
+        self.memo: dict[str, str] = {}
+
+    def line(self, line: Line) -> Line:
+        masked: dict[str, Any] | None = None
+        for key in VENDOR_TEXT_KEYS:
+            text = line.get(key)
+            if not isinstance(text, str) or not text:
+                continue
+            shown = self.memo.get(text)
+            if shown is None:
+                shown = str(redact(text))
+                if len(self.memo) < _MASKED_MEMO:
+                    self.memo[text] = shown
+            if shown != text:
+                masked = dict(line) if masked is None else masked
+                masked[key] = shown
+        return line if masked is None else masked
+
+
 def write_lines(path: ObjectStoragePath, lines: Iterable[Line]) -> int:
-    """Write JSON lines in one go (the file exists whole or not at all for object stores)."""
+    """Write JSON lines in one go (the file exists whole or not at all for object stores).
+
+    Always writable: every line is UTF-8 (see the module's docstring), its vendor text masked.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    masker = _Masker()
     count = 0
-    with path.open("w") as handle:  # type: ignore[no-untyped-call]  # ObjectStoragePath.open is untyped
+    with path.open("wb") as handle:  # type: ignore[no-untyped-call]  # ObjectStoragePath.open is untyped
         for line in lines:
-            handle.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+            handle.write(encode_line(masker.line(line)))
             count += 1
     return count
 
@@ -51,21 +110,21 @@ def write_text_atomically(path: ObjectStoragePath, text: str) -> None:
     """Write beside, then rename: a reader sees the old document or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f"{path.name}.tmp"
-    temporary.write_text(text)
+    temporary.write_bytes(writable_text(text).encode("utf-8"))
     temporary.rename(path)
 
 
 def read_lines(path: ObjectStoragePath | str) -> Iterator[Line]:
-    """Stream the lines of a JSON Lines file; a torn last line (a killed writer) is skipped."""
+    """Stream the lines of a JSON Lines file (UTF-8); a torn last line (a killed writer) is skipped."""
     source = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(path)
-    with source.open("r") as handle:  # type: ignore[no-untyped-call]  # ObjectStoragePath.open is untyped
+    with source.open("rb") as handle:  # type: ignore[no-untyped-call]  # ObjectStoragePath.open is untyped
         for raw in handle:
             raw = raw.strip()
             if not raw:
                 continue
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
                 continue
             if isinstance(value, dict):
                 yield value

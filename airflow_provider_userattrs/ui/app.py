@@ -8,7 +8,12 @@ A task instance's sync is looked up by :func:`find_sync` alone (404 when it has 
 Authentication and authorization are Airflow's own: ``get_user`` (session cookie or bearer token, 401 without)
 and ``requires_access_dag`` (403), with the readable DAGs from the configured auth manager filtering every list.
 The sub-app has no ``app.state`` of the main app, so the auth manager is taken from ``get_auth_manager()``,
-as ``requires_access_dag`` itself does.
+as ``requires_access_dag`` itself does. The app publishes no OpenAPI document nor docs pages (they would be
+served without authentication); every numeric parameter is bounded (a parameter out of range or malformed
+is a 422: JSON on the API, an HTML page on the pages).
+
+What a report or failure file says passes through :func:`shown` on its way to the API and the pages: the
+vendor's words through Airflow's secrets masker, text UTF-8 cannot hold escaped.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
+from airflow_provider_userattrs.compat import redact
+from airflow_provider_userattrs.sync.report import storable
 from airflow_provider_userattrs.ui import failures, history, pages
 from airflow_provider_userattrs.ui.models import FailurePage, ReplayResponse, ReportResponse, SyncEntry, SyncList
 from airflow_provider_userattrs.ui.replay import ReplayRefused, start_replay, supports_replay
@@ -40,9 +48,11 @@ CHART_RUN_ENTRIES = 500
 ReadDag = Depends(requires_access_dag(method="GET"))
 ReadReport = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))
 TriggerDag = Depends(requires_access_dag(method="POST", access_entity=DagAccessEntity.RUN))
+MAX_INT = 2**31 - 1
+"""The largest offset or map index asked for (the metadata DB's integers; no history or file is that long)."""
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
-MapIndex = Annotated[int, Query(ge=-1)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
+MapIndex = Annotated[int, Query(ge=-1, le=MAX_INT)]
 
 
 # ------------------------------------------------------------------------------------------------ dependencies
@@ -146,9 +156,32 @@ def _fallback_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in report.get("failures") or [] if isinstance(f, dict)]
 
 
+def _shown_line(line: Any) -> Any:
+    if isinstance(line, dict) and isinstance(line.get("reason"), str):
+        return {**line, "reason": redact(line["reason"])}
+    return line
+
+
+def shown(resp: ReportResponse) -> ReportResponse:
+    """What the API and the pages show of a report: the vendor's words (``error``, every ``reason``) through
+    Airflow's secrets masker, and every text UTF-8 cannot hold (a lone surrogate) escaped, so that the answer
+    can always be written. (The download streams the file as the task wrote it, its reasons masked then.)"""
+    report = dict(resp.report)
+    if isinstance(report.get("error"), str):
+        report["error"] = redact(report["error"])
+    if isinstance(report.get("failures"), list):
+        report["failures"] = [_shown_line(f) for f in report["failures"]]
+    page = resp.failures.model_copy(update={"lines": storable([_shown_line(line) for line in resp.failures.lines])})
+    reasons = [
+        g.model_copy(update={"reason": storable(redact(g.reason)), "attributes": storable(g.attributes)})
+        for g in resp.reasons
+    ]
+    return resp.model_copy(update={"report": storable(report), "reasons": reasons, "failures": page})
+
+
 def build_report(session: Session, bag: Any, sync: FoundSync, limit: int, offset: int) -> ReportResponse:
     """The report with its failures grouped by reason and one page of lines (the report's own when the
-    failure file may not be read)."""
+    failure file may not be read), as :func:`shown` lets it be shown."""
     report, url = sync.report, sync.failure_file
     problem: str | None = None
     try:
@@ -163,7 +196,7 @@ def build_report(session: Session, bag: Any, sync: FoundSync, limit: int, offset
         lines, total = kept[offset : offset + limit], len(kept)
         source = "the report's first failures" + (" (truncated)" if report.get("failures_truncated") else "")
     dag = bag.get_latest_version_of_dag(sync.key.dag_id, session=session)
-    return ReportResponse(
+    response = ReportResponse(
         sync=sync.entry,
         report=report,
         reasons=summary.groups,
@@ -174,6 +207,7 @@ def build_report(session: Session, bag: Any, sync: FoundSync, limit: int, offset
         failures=FailurePage(source=source, total_lines=total, limit=limit, offset=offset, lines=lines),
         replay_supported=dag is not None and supports_replay(dag),
     )
+    return shown(response)
 
 
 def _download_name(key: history.TaskKey) -> str:
@@ -263,9 +297,13 @@ def report_view(
     return HTMLResponse(pages.report_page(resp, base_path(), may_trigger(user, key.dag_id)))
 
 
+def _is_api(request: Request) -> bool:
+    return f"{PREFIX}/api/" in request.url.path or request.url.path.startswith("/api/")
+
+
 async def html_for_pages(request: Request, exc: HTTPException) -> Response:
     """Pages answer errors in HTML (with the same status); the JSON API keeps Airflow's JSON errors."""
-    if f"{PREFIX}/api/" in request.url.path or request.url.path.startswith("/api/"):
+    if _is_api(request):
         return await http_exception_handler(request, exc)
     if isinstance(exc, NoSyncReport):
         key = exc.key
@@ -274,18 +312,33 @@ async def html_for_pages(request: Request, exc: HTTPException) -> Response:
     return HTMLResponse(pages.error_page(exc.status_code, str(exc.detail), base_path()), status_code=exc.status_code)
 
 
+async def html_for_invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+    """A malformed or out-of-range parameter: the API answers FastAPI's JSON 422, a page an HTML 422 that names
+    the parameters and what they must be (never the value sent)."""
+    if _is_api(request):
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ())[1:]) or 'request'}: {error.get('msg', 'invalid')}"
+        for error in exc.errors()
+    )
+    return HTMLResponse(pages.error_page(422, f"Invalid parameters: {problems}", base_path()), status_code=422)
+
+
 # ------------------------------------------------------------------------------------------------ the app
 
 
 def create_app() -> FastAPI:
-    """The app the plugin mounts at :data:`PREFIX`: both routers and the pages' HTML errors."""
+    """The app the plugin mounts at :data:`PREFIX`: both routers and the pages' HTML errors; no OpenAPI
+    document or docs pages (they would be served to anonymous callers)."""
     app = FastAPI(
         title="User attribute syncs",
         description="Sync history, sync reports and replay of failures (airflow-provider-userattrs).",
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
     app.exception_handler(HTTPException)(html_for_pages)
+    app.exception_handler(RequestValidationError)(html_for_invalid_parameters)
     app.include_router(api_router)
     app.include_router(pages_router)
     return app

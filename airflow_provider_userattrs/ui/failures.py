@@ -99,12 +99,12 @@ def open_lines(url: str) -> Iterator[dict[str, Any]]:
 
 
 def _read_lines(path: Any) -> Iterator[dict[str, Any]]:
-    """JSON objects, one a line; a torn or foreign line is skipped (the download still has it)."""
-    with path.open("r") as handle:
+    """JSON objects, one a line (UTF-8, as written); a torn or foreign line is skipped (the download has it)."""
+    with path.open("rb") as handle:
         for raw in handle:
             try:
                 line = json.loads(raw)
-            except ValueError:
+            except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
                 continue
             if isinstance(line, dict):
                 yield line

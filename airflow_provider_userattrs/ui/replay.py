@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.exceptions import ParamValidationError
 from airflow.models.dagbag import DBDagBag
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from sqlalchemy.orm import Session
 
+from airflow_provider_userattrs.compat import ParamValidationError
 from airflow_provider_userattrs.ui.history import TaskKey
 
 REPLAY_PARAM = "replay_from"

@@ -34,7 +34,7 @@ def test_failures_are_grouped_by_reason_one_line_per_cause_with_its_count():
     assert run["reasons"][0]["attributes"] == ["last_purchase_date", "signup_date"]
     text = render(run)
     calendar_lines = [line for line in text.splitlines() if CALENDAR in line]
-    assert len(calendar_lines) == 1 and calendar_lines[0].split()[:2] == ["3", "x"]
+    assert len(calendar_lines) == 1 and calendar_lines[0].split()[:2] == ["3", "users:"]
 
 
 def test_a_reason_quoting_the_failing_users_own_id_still_groups():
@@ -79,3 +79,45 @@ def test_the_run_s_quota_use_is_what_the_vendor_accepted_over_the_run_s_span():
     assert (run["requests_accepted"], run["span_seconds"], run["quota_used"]) == (200, 20.0, 1.0)
     assert run["throttled_requests"] == 10 and run["deferrals"] == 1
     assert "100.0 % used over 20 s" in lines[0]
+
+
+NOT_FOUND = "DX rejected the request (HTTP 422): user_not_found"
+NULL_ID = "field 'email' (the user id) is NULL"
+ATTRIBUTES = [f"attr{i}" for i in range(8)]
+
+
+def dx_chunk() -> dict:
+    """12 unknown users refused on each of 8 attributes, 13 records without an id (one line each)."""
+    unknown = [failure(f"ghost{u}@example.invalid", name, NOT_FOUND) for u in range(12) for name in ATTRIBUTES]
+    nameless = [failure(None, None, NULL_ID) for _ in range(13)]
+    return {"vendor": "dx", "total": 4121, "succeeded": 4096, "failed": 25, "failures": unknown + nameless}
+
+
+def test_every_line_counts_users_and_says_so_as_the_headline_does():
+    run = combine([dx_chunk()])
+    by_reason = {c["reason"]: c for c in run["reasons"]}
+    assert (by_reason[NOT_FOUND]["users"], by_reason[NOT_FOUND]["count"]) == (12, 96)
+    assert (by_reason[NULL_ID]["users"], by_reason[NULL_ID]["count"]) == (13, 13)
+    assert set(by_reason[NOT_FOUND]) == {"reason", "count", "attributes", "users"}, "the JSON keys stay, users added"
+    lines = render(run).splitlines()
+    assert lines[0].startswith("vendor(s) dx: 4,096 of 4,121 users delivered, 25 failed")
+    assert lines[1] == "  failed users by reason, one line per cause:"
+    assert lines[2].split(": ", 1)[0].strip() == "13 users" and lines[2].endswith(NULL_ID)
+    assert lines[3].strip().startswith(f"12 users: {NOT_FOUND}  [attr0, attr1, attr2, ...]")
+    assert lines[3].endswith("(96 attribute values)")
+    assert not any(" x " in line for line in lines), "no count without its unit"
+
+
+def test_users_are_summed_over_chunks_and_counted_from_a_truncated_chunk_s_file(tmp_path):
+    path = tmp_path / "failures.jsonl"
+    lines = [failure(f"d{u}", name, CALENDAR) for u in range(40) for name in ("a", "b", "c")]  # 120 lines
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    truncated = report(lines[:100], failures_truncated=True, failure_file=f"file://{path}")
+    whole = report([failure("e1", "a", CALENDAR), failure("e1", "b", CALENDAR), failure(7, "a", CALENDAR)])
+    (cause,) = combine([truncated, whole])["reasons"]
+    assert (cause["users"], cause["count"]) == (40 + 2, 120 + 3)
+
+
+def test_one_user_is_singular():
+    text = render(combine([report([failure("solo@example.com", "a", TOO_LONG)])]))
+    assert f"1 user: {TOO_LONG}" in text
