@@ -16,13 +16,22 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AIRFLOW_VERSION",
+    "CONNECTION_FORM_MIN_AIRFLOW",
+    "UI_MIN_AIRFLOW",
     "AirflowException",
     "AirflowFailException",
     "AirflowOptionalProviderFeatureException",
     "BaseHook",
     "BaseOperator",
+    "DagBag",
     "ObjectStoragePath",
+    "ParamValidationError",
+    "connection_form_supported",
+    "left_out",
     "mask_secret",
+    "redact",
+    "require",
+    "ui_supported",
 ]
 
 
@@ -40,21 +49,47 @@ AIRFLOW_VERSION: Version = _airflow_version()
 try:
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # Airflow < 3.2
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 try:
     from airflow.sdk.exceptions import AirflowOptionalProviderFeatureException
 except ImportError:  # Airflow < 3.2
-    from airflow.exceptions import AirflowOptionalProviderFeatureException  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowOptionalProviderFeatureException  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+try:
+    from airflow.sdk.exceptions import ParamValidationError
+except ImportError:  # Airflow < 3.2 (airflow.exceptions still has it on 3.2+, deprecated)
+    from airflow.exceptions import ParamValidationError  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 # --- base classes ---------------------------------------------------------------------------------------------
 # BaseHook joined airflow.sdk in 3.1; on 3.0 it is airflow.hooks.base.
 try:
     from airflow.sdk import BaseHook
 except ImportError:  # Airflow 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 from airflow.sdk import BaseOperator, ObjectStoragePath  # noqa: E402  (same place on every 3.x line)
+
+
+def _backport_iterable_object_storage_files() -> None:
+    """Airflow 3.0's ``ObjectStoragePath.open()`` returns a lineage-tracking wrapper without ``__iter__``, so
+    ``for line in handle`` fails (``'_io.TextIOWrapper' object is not subscriptable``). Airflow 3.1 added the
+    method; this gives 3.0 the same one. A no-op wherever the wrapper already iterates."""
+    try:
+        from airflow.sdk.io.path import _TrackingFileWrapper
+    except ImportError:  # pragma: no cover - no wrapper, nothing to fix
+        return
+    if "__iter__" not in vars(_TrackingFileWrapper):
+        _TrackingFileWrapper.__iter__ = lambda self: iter(self._obj)  # type: ignore[method-assign,attr-defined,unused-ignore]
+
+
+_backport_iterable_object_storage_files()
+
+# DagBag (parsing DAG files) moved to airflow.dag_processing.dagbag in 3.2.
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow < 3.2
+    from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 
 # --- secret masking -------------------------------------------------------------------------------------------
@@ -84,3 +119,94 @@ def mask_secret(secret: str | None, name: str | None = None) -> None:
         _mask_secret(secret, name)
     except Exception:  # pragma: no cover - masking is best effort outside a task
         log.debug("secret masking unavailable")
+
+
+# --- redaction ----------------------------------------------------------------------------------------------
+# A vendor's text may quote a secret (a refused token echoed back): such text passes through Airflow's masker
+# before it reaches a report, a failure file or the UI. The Task SDK's masker holds what a task registered
+# (``mask_secret`` above); in the API server, Airflow core's masker holds what that process loaded. Both apply.
+_MASKER_MODULES = (
+    ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker", "airflow.sdk._shared.secrets_masker"),
+    ("airflow._shared.secrets_masker", "airflow.utils.log.secrets_masker"),
+)
+_redactors: list[Any] | None = None
+
+
+def _find_redactors() -> list[Any]:
+    """The ``redact`` of each masker the installed Airflow has (the first module of each group that has one)."""
+    found: list[Any] = []
+    for modules in _MASKER_MODULES:
+        for module in modules:
+            try:
+                function = __import__(module, fromlist=["redact"]).redact
+            except Exception:  # ImportError, AttributeError, or a module that fails to import here
+                continue
+            if callable(function) and function not in found:
+                found.append(function)
+            break
+    return found
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret Airflow's masker knows replaced by ``***``: meant for text a vendor wrote.
+
+    ``value`` unchanged when no masker is available; never raises.
+    """
+    global _redactors
+    if _redactors is None:
+        _redactors = _find_redactors()
+    for function in _redactors:
+        try:
+            value = function(value)
+        except Exception:  # pragma: no cover - masking is best effort
+            log.debug("secret redaction failed", exc_info=True)
+    return value
+
+
+# --- features an older line lacks -----------------------------------------------------------------------------
+# Each needs interfaces that no import tells apart cheaply (or that would load the plugin manager from inside a
+# plugin), so these are the only version comparisons in the provider.
+
+UI_MIN_AIRFLOW = Version("3.1.0")
+"""The UI plugin (sync history page, "Sync report" tab, replay) needs plugin ``external_views`` (3.1) and
+team-aware DAG authorization (``DagDetails.team_name``, 3.1)."""
+
+CONNECTION_FORM_MIN_AIRFLOW = Version("3.2.0")
+"""The connection form's vendor fields, labels and placeholders come from the provider metadata's
+``conn-fields`` and ``ui-field-behaviour``, which Airflow reads from 3.2 (earlier lines read them from the hook
+classes, and only with the FAB provider installed)."""
+
+_told: set[str] = set()
+
+
+def ui_supported() -> bool:
+    """Whether the running Airflow can host the UI plugin."""
+    return AIRFLOW_VERSION >= UI_MIN_AIRFLOW
+
+
+def connection_form_supported() -> bool:
+    """Whether the running Airflow draws the vendor fields of the connection form from the provider metadata."""
+    return AIRFLOW_VERSION >= CONNECTION_FORM_MIN_AIRFLOW
+
+
+def left_out(feature: str, minimum: Version, instead: str = "") -> None:
+    """Say once per process, in one log line, that ``feature`` is left out on the running Airflow."""
+    if feature in _told:
+        return
+    _told.add(feature)
+    tail = f"; {instead}" if instead else ""
+    log.info(
+        "airflow-provider-userattrs: %s needs Airflow %s or newer; left out on Airflow %s%s",
+        feature,
+        minimum,
+        AIRFLOW_VERSION,
+        tail,
+    )
+
+
+def require(feature: str, minimum: Version) -> None:
+    """Refuse a feature the user asked for explicitly when the running Airflow is older than ``minimum``."""
+    if minimum > AIRFLOW_VERSION:
+        raise AirflowOptionalProviderFeatureException(
+            f"{feature} needs Airflow {minimum} or newer; this is Airflow {AIRFLOW_VERSION}"
+        )
