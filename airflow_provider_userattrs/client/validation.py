@@ -285,6 +285,10 @@ class Validator:
             return None, "the user id is NULL"
         try:
             user_id = self.rules.coerce_user_id(raw)
+            if isinstance(user_id, str):
+                _normalize_value(user_id)  # text that is not valid Unicode cannot be sent, nor checkpointed
+        except _Reject as exc:
+            return None, f"user id: {exc}"
         except (TypeError, ValueError) as exc:
             return None, f"user id: {exc}"
         key = self._id_signature(user_id)

@@ -109,3 +109,10 @@ def test_a_value_nothing_can_write_is_that_records_rejection(rules, value, reaso
     (problem,) = problems
     assert problem.outcome is Outcome.REJECTED and reason in problem.reason
     json.dumps(problem.to_dict())  # the failure line can be written: the value is shown in a writable form
+
+
+@pytest.mark.parametrize("rules", [altatech.RULES, fyno.RULES], ids=lambda r: r.vendor_label)
+def test_a_user_id_that_is_not_valid_unicode_is_refused(rules):
+    sendable, problems = Validator(rules).validate(UserUpdate("u\ud800", {"a": "fine"}))
+    assert sendable is None and "not valid Unicode" in problems[0].reason
+    json.dumps(problems[0].to_dict())
