@@ -11,7 +11,7 @@ common ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -163,3 +163,14 @@ def settled(entries: Sequence[Entry], outcome: Outcome, reason: str, *, not_befo
         for entry in entries
         for name, value in entry.values.items()
     ]
+
+
+def one_call_per_user(path: str, body: Callable[[Entry], Any], entries: Sequence[Entry]) -> list[Call]:
+    """The plan of a vendor without a bulk endpoint (AltaTech, DX): one ``POST path`` per user."""
+    return [Call("POST", path, body(entry), (entry,)) for entry in entries]
+
+
+def update_of_nobody(path: str, body: Callable[[Entry], Any]) -> Call:
+    """A probe for such a vendor: an update of no user, refused as invalid once the credentials pass and as
+    unauthorised otherwise; it changes nothing."""
+    return Call("POST", path, body(Entry(0, "", {})), ())

@@ -13,7 +13,9 @@ from airflow_provider_userattrs.client.vendor import (
     check_http_auth,
     common_error_message,
     not_understood,
+    one_call_per_user,
     rejected,
+    update_of_nobody,
 )
 from airflow_provider_userattrs.config import HookSettings
 from airflow_provider_userattrs.errors import VendorAuthError, VendorResponseError
@@ -70,11 +72,10 @@ class AltaTechApi:
         return bearer(token)
 
     def plan(self, entries: Sequence[Entry], settings: HookSettings) -> list[Call]:
-        return [Call("POST", UPDATE_PATH, user_body(entry), (entry,)) for entry in entries]
+        return one_call_per_user(UPDATE_PATH, user_body, entries)
 
     def probe_call(self) -> Call:
-        # An update of no user: refused as invalid once the key passes, unauthorised otherwise.
-        return Call("POST", UPDATE_PATH, user_body(Entry(0, "", {})), ())
+        return update_of_nobody(UPDATE_PATH, user_body)
 
     def check_auth(self, status: int, body: Any, name: str) -> None:
         if _error_code(body) == AUTH_FAILED:
