@@ -8,6 +8,7 @@ falling back to the older one; a version comparison is used only where no import
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from packaging.version import Version
@@ -16,21 +17,31 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AIRFLOW_VERSION",
+    "ALIAS_EVENT_LISTS_MIN_AIRFLOW",
+    "ASYNC_NOTIFIERS",
     "CONNECTION_FORM_MIN_AIRFLOW",
     "UI_MIN_AIRFLOW",
     "AirflowException",
     "AirflowFailException",
     "AirflowOptionalProviderFeatureException",
     "BaseHook",
+    "BaseNotifier",
     "BaseOperator",
     "DagBag",
     "ObjectStoragePath",
     "ParamValidationError",
+    "Stats",
+    "airflow_conf",
+    "alias_event_extra",
+    "auth_manager_slot",
     "connection_form_supported",
     "left_out",
+    "literal",
     "mask_secret",
     "redact",
     "require",
+    "reset_plugins",
+    "sync_bag_to_db",
     "ui_supported",
 ]
 
@@ -85,11 +96,67 @@ def _backport_iterable_object_storage_files() -> None:
 
 _backport_iterable_object_storage_files()
 
-# DagBag (parsing DAG files) moved to airflow.dag_processing.dagbag in 3.2.
+# DagBag (parsing DAG files) and sync_bag_to_db (writing them to the metadata DB) moved to
+# airflow.dag_processing.dagbag in 3.2; on 3.0 the latter is the method DagBag.sync_to_db.
 try:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 except ImportError:  # Airflow < 3.2
     from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+    try:
+        from airflow.models.dagbag import sync_bag_to_db  # type: ignore[no-redef,attr-defined,unused-ignore]
+    except ImportError:  # Airflow 3.0
+
+        def sync_bag_to_db(  # type: ignore[misc,unused-ignore]
+            dagbag: Any, bundle_name: str, bundle_version: str | None, *, session: Any = None, **_: Any
+        ) -> None:
+            """Save the DAGs of ``dagbag`` to the metadata DB (Airflow 3.0: ``DagBag.sync_to_db``)."""
+            if session is None:
+                dagbag.sync_to_db(bundle_name, bundle_version)
+            else:
+                dagbag.sync_to_db(bundle_name, bundle_version, session=session)
+
+
+def auth_manager_slot() -> tuple[Any, str]:
+    """Where the API server keeps its auth manager, as ``(object, attribute)`` (for tests that swap it):
+    ``_AuthManagerState.instance`` from Airflow 3.2, the module attribute ``auth_manager`` before."""
+    from airflow.api_fastapi import app
+
+    state = getattr(app, "_AuthManagerState", None)
+    return (state, "instance") if state is not None else (app, "auth_manager")
+
+
+def reset_plugins() -> None:
+    """Make Airflow load its plugins again on next use (for tests and tools that add a plugin at run time).
+
+    Airflow 3.2 caches them in functions (``cache_clear``); 3.0 and 3.1 keep them in module-level lists that
+    ``ensure_plugins_loaded()`` and the ``initialize_*`` functions fill when they are ``None``."""
+    from airflow import plugins_manager
+
+    cleared = False
+    for name in ("_get_plugins", "get_fastapi_plugins", "_get_ui_plugins", "get_flask_plugins"):
+        clear = getattr(getattr(plugins_manager, name, None), "cache_clear", None)
+        if callable(clear):
+            clear()
+            cleared = True
+    if cleared:
+        return
+    for name in (
+        "plugins",
+        "fastapi_apps",
+        "fastapi_root_middlewares",
+        "external_views",
+        "react_apps",
+        "flask_blueprints",
+        "flask_appbuilder_views",
+        "flask_appbuilder_menu_links",
+        "menu_links",
+    ):
+        if hasattr(plugins_manager, name):
+            setattr(plugins_manager, name, None)
+    errors = getattr(plugins_manager, "import_errors", None)
+    if isinstance(errors, dict):
+        errors.clear()
 
 
 # --- secret masking -------------------------------------------------------------------------------------------
@@ -163,6 +230,37 @@ def redact(value: Any) -> Any:
     return value
 
 
+# --- metrics ----------------------------------------------------------------------------------------------------
+# Airflow's Stats (StatsD, Datadog or OpenTelemetry, as [metrics] configures it; a no-op when none is on) is the Task
+# SDK's from Airflow 3.2 (airflow.sdk.observability.stats); on 3.0 and 3.1 it is airflow.stats (deprecated on 3.2).
+try:
+    from airflow.sdk.observability.stats import Stats
+except ImportError:  # Airflow < 3.2
+    from airflow.stats import Stats  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+
+# --- notifiers and configuration -------------------------------------------------------------------------------
+# BaseNotifier is the Task SDK's (airflow.sdk) on every 3.x line; async_notify (what the triggerer awaits, e.g. for
+# deadline alerts) and the context argument of __init__ came with 3.1. Airflow's configuration is the Task SDK's
+# from 3.2 (airflow.sdk.configuration); on 3.0 and 3.1 it is airflow.configuration.
+from airflow.sdk import BaseNotifier  # noqa: E402  (same place on every 3.x line)
+
+ASYNC_NOTIFIERS: bool = "async_notify" in vars(BaseNotifier)
+"""Whether notifiers can be awaited (``async_notify``, Airflow 3.1+); on 3.0 they are only called."""
+
+try:
+    from airflow.sdk.configuration import conf as airflow_conf
+except ImportError:  # Airflow < 3.2
+    from airflow.configuration import conf as airflow_conf  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+# literal() (a template field's value that is never rendered) is exported by airflow.sdk from 3.1; 3.0 has it only in
+# airflow.sdk.definitions.template.
+try:
+    from airflow.sdk import literal
+except ImportError:  # Airflow 3.0
+    from airflow.sdk.definitions.template import literal  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+
 # --- features an older line lacks -----------------------------------------------------------------------------
 # Each needs interfaces that no import tells apart cheaply (or that would load the plugin manager from inside a
 # plugin), so these are the only version comparisons in the provider.
@@ -176,6 +274,10 @@ CONNECTION_FORM_MIN_AIRFLOW = Version("3.2.0")
 ``conn-fields`` and ``ui-field-behaviour``, which Airflow reads from 3.2 (earlier lines read them from the hook
 classes, and only with the FAB provider installed)."""
 
+ALIAS_EVENT_LISTS_MIN_AIRFLOW = Version("3.1.0")
+"""Airflow 3.0 hashes every value of the extra of an event attached through an asset alias: a list or dict
+value makes it fail the task as it finishes (``TypeError: unhashable type: 'list'``). 3.1 keys them by JSON."""
+
 _told: set[str] = set()
 
 
@@ -187,6 +289,24 @@ def ui_supported() -> bool:
 def connection_form_supported() -> bool:
     """Whether the running Airflow draws the vendor fields of the connection form from the provider metadata."""
     return AIRFLOW_VERSION >= CONNECTION_FORM_MIN_AIRFLOW
+
+
+def alias_event_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` as the running Airflow can record it on an event attached through an asset alias.
+
+    Unchanged from Airflow 3.1; on 3.0, list and dict values are left out (said once in the task log), since
+    they would fail the task."""
+    if AIRFLOW_VERSION >= ALIAS_EVENT_LISTS_MIN_AIRFLOW:
+        return dict(extra)
+    kept = {key: value for key, value in extra.items() if not isinstance(value, (list, tuple, dict, set))}
+    dropped = sorted(set(extra) - set(kept))
+    if dropped:
+        left_out(
+            f"list values in the extra of an asset alias event ({', '.join(dropped)})",
+            ALIAS_EVENT_LISTS_MIN_AIRFLOW,
+            "the event carries the other keys",
+        )
+    return kept
 
 
 def left_out(feature: str, minimum: Version, instead: str = "") -> None:

@@ -1,8 +1,10 @@
 """Provider metadata read by Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point).
 
 The connection form is declared here as data (``conn-fields`` and ``ui-field-behaviour``), which Airflow
-3.2+ reads without importing the hooks. Its extra fields are generated from :class:`HookSettings`, where
-each default and description is written once.
+3.2+ reads without importing the hooks (``ProvidersManager._load_ui_metadata``; it then skips the hook methods).
+Airflow 3.0 and 3.1 read the form only from the hook classes' ``get_connection_form_widgets`` and
+``get_ui_field_behaviour``, which every vendor hook has, built from this same data (``hooks/forms.py``). Its
+extra fields are generated from :class:`HookSettings`, where each default and description is written once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from typing import Any
 
 from airflow_provider_userattrs import __version__
 from airflow_provider_userattrs.config import form_fields
+
+AIRFLOW_REQUIREMENT = "apache-airflow>=3.0.6"
+"""The Airflow releases the provider supports (every 3.x line from 3.0.6), as pyproject.toml declares it
+(tests/test_compat.py keeps the two equal). README's "Supported Airflow versions" says what each line gates."""
 
 VENDORS = (("AltaTech", "altatech"), ("Fyno", "fyno"), ("DX", "dx"), ("User.com", "usercom"))
 OPERATOR_MODULES = [
@@ -58,6 +64,8 @@ def get_provider_info() -> dict[str, Any]:
         "name": "User Attributes (reverse ETL)",
         "description": "Sync user attributes from a warehouse into AltaTech, Fyno, DX and User.com.",
         "versions": [__version__],
+        # As provider.yaml declares them: what the package needs from Airflow (the resolver enforces it).
+        "dependencies": [AIRFLOW_REQUIREMENT, "apache-airflow-providers-common-sql>=1.20"],
         # No "logo" keys: the package ships no vendor logos, and the key is optional.
         "integrations": [
             _integration("AltaTech", "https://altatech.ai"),

@@ -127,7 +127,7 @@ def _lineage(task: SyncTask, report: Mapping[str, Any] | None, failed: bool = Fa
 
 def _vendor_of(conn_id: str) -> str:
     """The vendor is the connection's type (only the type is read)."""
-    from airflow.sdk import BaseHook
+    from airflow_provider_userattrs.compat import BaseHook
 
     return str(BaseHook.get_connection(conn_id).conn_type)
 
@@ -191,7 +191,8 @@ def _column_lineage(sources: AttributeSources, inputs: SqlInputs) -> Any:
 def sql_inputs(sql_conn_id: str, sql: str) -> SqlInputs:
     """The tables ``sql`` reads, with their namespace, and its column origins: as common-sql computes them."""
     from airflow.providers.openlineage.sqlparser import SQLParser
-    from airflow.sdk import BaseHook
+
+    from airflow_provider_userattrs.compat import BaseHook
 
     try:
         connection = BaseHook.get_connection(sql_conn_id)

@@ -49,8 +49,7 @@ would do) and records an asset event on `userattrs_demo.user_attributes` with th
     @task(outlets=[USER_ATTRIBUTES])
     def rebuild_view(*, outlet_events=None) -> dict[str, int]:
         """Recreate the view on the warehouse connection, in the dialect of its database."""
-        from airflow.sdk import BaseHook
-
+        from airflow_provider_userattrs.compat import BaseHook  # airflow.sdk's from Airflow 3.1
         from airflow_provider_userattrs.demo import warehouse
 
         conn_type = BaseHook.get_connection(WAREHOUSE_CONN_ID).conn_type

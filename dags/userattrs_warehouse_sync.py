@@ -21,6 +21,23 @@ same quota while holding worker slots (see the DAG's doc)."""
 POOL = os.environ.get("USERATTRS_POOL", "default_pool")
 """A pool per vendor account (e.g. ``userattrs_dx``, slots = chunks allowed at once) bounds all DAGs together."""
 VENDOR_CONNECTIONS = ["altatech_default", "fyno_default", "dx_default", "usercom_default"]
+ALERT_CONN_ID = os.environ.get("USERATTRS_ALERT_CONN_ID")
+"""Where a failed or degraded chunk sends its report (README "Alerts"): an SMTP connection (to the addresses of
+``USERATTRS_ALERT_TO``) or, without ``USERATTRS_ALERT_TO``, a Slack incoming-webhook connection. Unset: no alert."""
+
+
+def sync_alert():
+    """The chunks' ``alert``: a notifier from the environment, or None. Builds it only (no I/O at parse time)."""
+    if not ALERT_CONN_ID:
+        return None
+    if os.environ.get("USERATTRS_ALERT_TO"):
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        return SmtpNotifier(to=os.environ["USERATTRS_ALERT_TO"].split(","), smtp_conn_id=ALERT_CONN_ID)
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    return SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID)
+
 
 with DAG(
     dag_id="userattrs_warehouse_sync",
@@ -85,6 +102,10 @@ per run with `USERATTRS_MAX_PARALLEL_CHUNKS` (`max_active_tis_per_dagrun`, defau
 a pool per vendor account (`USERATTRS_POOL`, e.g. `airflow pools set userattrs_dx 2 "DX account"`).
 `summarize` reports the share of the declared quota the whole run used.
 
+**Alerts**: with `USERATTRS_ALERT_CONN_ID` (an SMTP connection and `USERATTRS_ALERT_TO`, or a Slack webhook
+connection), a chunk that fails or succeeds degraded (any rejected user, a deferral) sends its report there:
+counts, the top reasons with their users, the failure file and a link to its Sync report tab.
+
 **Replay**: with the `replay_from` param (a failure file), `plan_chunks` plans one chunk that resends only the
 file's retryable failures; the Sync report tab's *Replay failures* button starts such a run.
 """,
@@ -110,6 +131,9 @@ file's retryable failures; the Sync report tab's *Replay failures* button starts
         max_active_tis_per_dagrun=MAX_PARALLEL_CHUNKS,
         pool=POOL,
         replay_from="{{ params.replay_from }}",  # empty: the chunk's sql; a failure file: a replay
+        # every failed attribute, one row per try, beside the segment (README "Results table"; no values)
+        results_table="userattrs_sync_results",
+        alert=sync_alert(),  # failed or degraded chunks send their report ($USERATTRS_ALERT_CONN_ID; None: none)
     ).expand_kwargs(plan_chunks())
 
     @task(trigger_rule="all_done", retries=0)

@@ -18,7 +18,7 @@ SYNC_ATTRIBUTES = tuple(c for c in USER_ATTRIBUTES_COLUMNS if c not in USER_ID_C
 
 
 def vendor_of(conn_id: str) -> str:
-    from airflow.sdk import BaseHook
+    from airflow_provider_userattrs.compat import BaseHook
 
     return str(BaseHook.get_connection(conn_id).conn_type)
 
@@ -27,7 +27,7 @@ def attributes_table(warehouse_conn_id: str, table: str | None = None) -> str:
     """The ``user_attributes`` view: schema-qualified on PostgreSQL, where the generator uses a schema."""
     if table:
         return table
-    from airflow.sdk import BaseHook
+    from airflow_provider_userattrs.compat import BaseHook
 
     conn_type = BaseHook.get_connection(warehouse_conn_id).conn_type
     return "userattrs_demo.user_attributes" if conn_type in ("postgres", "postgresql") else "user_attributes"

@@ -51,6 +51,9 @@ class UserAttributesHook(BaseHook):
             cls.vendor = cls.conn_type = cls.api.name
             cls.vendor_label = cls.hook_name = cls.api.label
             cls.default_conn_name = f"{cls.api.name}_default"
+            # Airflow 3.0 and 3.1 take the form only from methods in the hook class's own __dict__ (hooks/forms.py).
+            cls.get_connection_form_widgets = UserAttributesHook.__dict__["get_connection_form_widgets"]  # type: ignore[method-assign]
+            cls.get_ui_field_behaviour = UserAttributesHook.__dict__["get_ui_field_behaviour"]  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -189,6 +192,23 @@ class UserAttributesHook(BaseHook):
     def waited_seconds(self) -> float:
         """Seconds requests spent waiting for their turn or for a retry so far (summed over threads)."""
         return self.stats().waited_seconds
+
+    # -- the connection form ------------------------------------------------------------------------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's vendor fields for Airflow 3.0 and 3.1 (3.2+ read the provider metadata's ``conn-fields``
+        instead, and do not call this); built from the same metadata (``hooks/forms.py``)."""
+        from airflow_provider_userattrs.hooks.forms import form_widgets
+
+        return form_widgets(cls.conn_type)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders for Airflow 3.0 and 3.1: the metadata's ``ui-field-behaviour``."""
+        from airflow_provider_userattrs.hooks.forms import field_behaviour
+
+        return field_behaviour(cls.conn_type)
 
     @classmethod
     def host_placeholder(cls) -> str:

@@ -12,14 +12,19 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from airflow_provider_userattrs import lineage
+from airflow_provider_userattrs import lineage, metrics
+from airflow_provider_userattrs.alerts import add_alert_callbacks
 from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
 from airflow_provider_userattrs.client import Client
 from airflow_provider_userattrs.compat import AirflowFailException, BaseOperator
 from airflow_provider_userattrs.config import truthy
+from airflow_provider_userattrs.degraded import DegradedRules
+from airflow_provider_userattrs.degraded import degraded_after as parse_degraded_after
+from airflow_provider_userattrs.degraded import degraded_failure_ratio as parse_degraded_failure_ratio
 from airflow_provider_userattrs.errors import ConnectionConfigError, FatalVendorError, SourceConfigError
 from airflow_provider_userattrs.hooks import get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
+from airflow_provider_userattrs.operators.deferrable import resolve_deferrable
 from airflow_provider_userattrs.operators.running import (
     failure_folder,
     incremental_state,
@@ -41,6 +46,13 @@ from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.nulls import SkippingNulls
 from airflow_provider_userattrs.sync.progress import Progress
 from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES, TryOutcome, build_report
+from airflow_provider_userattrs.sync.results_table import (
+    ResultsTable,
+    check_results_table,
+    results_connection,
+    results_outcomes_mode,
+    results_table_of_try,
+)
 from airflow_provider_userattrs.sync.sources import Item
 from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, default_failure_root
 
@@ -97,6 +109,33 @@ class UserAttributesSyncOperator(BaseOperator):
         checkpoint is saved, the triggerer holds the wait (a ``DateTimeTrigger``, no worker slot), and the
         task resumes where it stopped, as many times as needed. Default: the connection's ``defer_after``
         extra (60 s). Users held back meanwhile are sent after the wait, never reported failed for it.
+    :param deferrable: whether a wait for the vendor's quota longer than ``defer_after`` is handed to the
+        triggerer (True) or slept by the worker (False). Default None: ``[operators] default_deferrable`` when
+        the deployment set it, else True; unlike most operators', since a quota wait can last an hour
+        (``operators/deferrable.py``).
+    :param results_table: a warehouse table (``[schema.]table``, e.g. ``"userattrs_sync_results"``, created on
+        first use) that gets one row per (task instance, try, user, attribute) with its outcome, reason,
+        ``retryable`` and time, never the value (it may be personal data), written chunk by chunk. Default None:
+        no table. Templated.
+    :param results_outcomes: which outcomes ``results_table`` gets: ``"failures"`` (default: the rejected and
+        failed attributes, and, on a later try, what became of them) or ``"all"`` (every outcome, delivered
+        included). Templated; any other value fails the task at once.
+    :param results_conn_id: the SQL connection of ``results_table``; default ``sql_conn_id``. A sync of
+        ``records`` or ``user_ids`` has none: it must be set there (the DAG fails to parse otherwise). Templated.
+    :param degraded_failure_ratio: a successful sync is *degraded* (it stays a success; the report's
+        ``degraded`` list says why, the UI marks it, ``alert`` sends) when the share of failed users exceeds it;
+        default 0.0: any failed user. At or above ``max_failure_ratio`` it never marks a run (the task fails
+        first); None turns the rule off. Templated.
+    :param degraded_when_empty: degraded when the source gave no user (not for an incremental sync with nothing
+        changed, nor a replay with nothing left to resend). Default True.
+    :param degraded_when_postponed: degraded when the vendor's quota postponed users (the task was deferred at
+        least once). Default True.
+    :param degraded_after: degraded when the sync took longer than this many seconds, first start to end, quota
+        waits included (the report's ``wall_seconds``). Default None: no limit. Templated.
+    :param alert: a notifier (``SmtpNotifier(to=...)``, a Slack or Teams notifier, any ``BaseNotifier``) that
+        gets a message with the report when the task fails or succeeds degraded: registered as both
+        ``on_success_callback`` and ``on_failure_callback`` (after any given) inside a
+        :class:`~airflow_provider_userattrs.alerts.SyncAlert` (pass one to tune it). Default None.
     :param kwargs: the arguments of ``BaseOperator`` (``task_id``, ``retries``...); ``map_index_template``
         defaults to the chunk's source and size.
     """
@@ -114,6 +153,11 @@ class UserAttributesSyncOperator(BaseOperator):
         "full_refresh",
         "null_values",
         "max_removals",
+        "results_table",
+        "results_outcomes",
+        "results_conn_id",
+        "degraded_failure_ratio",
+        "degraded_after",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
@@ -143,12 +187,22 @@ class UserAttributesSyncOperator(BaseOperator):
         remove_missing: bool = True,
         state_table: str = STATE_TABLE,
         defer_after: float | None = None,
+        deferrable: bool | None = None,
         null_values: str = "clear",
         max_removals: float | str | None = None,
+        results_table: str | None = None,
+        results_outcomes: str = "failures",
+        results_conn_id: str | None = None,
+        degraded_failure_ratio: float | str | None = 0.0,
+        degraded_when_empty: bool = True,
+        degraded_when_postponed: bool = True,
+        degraded_after: float | str | None = None,
+        alert: Any = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
         kwargs["outlets"] = with_sync_alias(kwargs.get("outlets"))  # the asset event's way out (assets.py)
+        self.alert = add_alert_callbacks(kwargs, alert)  # on_success/on_failure_callback (alerts.py)
         super().__init__(**kwargs)
         # Nothing here touches a connection or a database: DAG parsing stays fast.
         self.conn_id = conn_id
@@ -170,8 +224,16 @@ class UserAttributesSyncOperator(BaseOperator):
         self.remove_missing = remove_missing
         self.state_table = state_table
         self.defer_after = defer_after
+        self.deferrable = resolve_deferrable(deferrable)
         self.null_values = null_values
         self.max_removals = max_removals
+        self.results_table = results_table
+        self.results_outcomes = results_outcomes
+        self.results_conn_id = results_conn_id
+        self.degraded_failure_ratio = degraded_failure_ratio
+        self.degraded_when_empty = degraded_when_empty
+        self.degraded_when_postponed = degraded_when_postponed
+        self.degraded_after = degraded_after
         self._removal_limit: RemovalLimit | None = None
         self._mapped_index: int | None = None
         if not isinstance(max_failure_ratio, str):
@@ -182,6 +244,15 @@ class UserAttributesSyncOperator(BaseOperator):
             removal_limit(max_removals, incremental=incremental)
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
+        if checked_now(results_outcomes):
+            results_outcomes_mode(results_outcomes)
+        if results_table and checked_now(results_table):
+            check_results_table(results_table)
+        results_connection(results_table, results_conn_id, sql_conn_id)
+        if checked_now(degraded_failure_ratio):
+            parse_degraded_failure_ratio(degraded_failure_ratio)
+        if checked_now(degraded_after):
+            parse_degraded_after(degraded_after)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -190,6 +261,7 @@ class UserAttributesSyncOperator(BaseOperator):
 
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
         kwargs["outlets"] = with_sync_alias(kwargs.get("outlets"))
+        add_alert_callbacks(kwargs, kwargs.pop("alert", None))  # every chunk's callbacks (alerts.py)
         return sdk_operator.partial(cls, **kwargs)
 
     # -- to be provided by the two operators ------------------------------------------------------
@@ -255,14 +327,18 @@ class UserAttributesSyncOperator(BaseOperator):
         self.is_dry_run = truthy(self.is_dry_run)
         self.null_values = null_values_mode(self.null_values)
         self._removal_limit = removal_limit(self.max_removals, incremental=self.incremental)
+        degraded = self._degraded_rules()
         map_index = getattr(ti, "map_index", None)
         self._mapped_index = int(map_index) if map_index is not None else -1
         context["userattrs_chunk"] = self._chunk_label()
+        results = None if self.is_dry_run else self._results_table(ti)
         # A long wait for the vendor's quota defers the task (below): the client says so on its results.
-        client = self._checked_client(defer_long_waits=not self.is_dry_run)
+        # Not deferrable: the client sleeps the wait in this worker.
+        client = self._checked_client(defer_long_waits=self.deferrable and not self.is_dry_run)
         root = self.failure_path or default_failure_root()
         folder = failure_folder(ti, root, self._mapped_index, replaying=bool(self.replay_from))
-        engine = self._engine(client, folder, int(getattr(ti, "try_number", 1) or 1))
+        engine = self._engine(client, folder, int(getattr(ti, "try_number", 1) or 1), results)
+        self._try_baseline = self._metrics_baseline(context, engine.folder.path)  # before the engine runs
         outcome, error = None, None
         # Objects alive now (Airflow's imports, the DAG) are moved out of the collector's sight: a sync
         # allocates a few containers per user, and each full collection would re-scan them (measured: half
@@ -270,6 +346,8 @@ class UserAttributesSyncOperator(BaseOperator):
         gc.collect()
         gc.freeze()
         try:
+            if results is not None:
+                results.open()  # before the source is read (SQLite: see ResultsTable.open)
             outcome = self._run(engine, context, root)
         except (FatalVendorError, RemovalLimitExceeded) as exc:  # bad credentials, no route, too many removals:
             error = str(exc)  # no retry can help
@@ -277,8 +355,11 @@ class UserAttributesSyncOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         finally:
             client.close()
+            if results is not None:
+                results.close()
             gc.unfreeze()
         if outcome is not None and outcome.paused and outcome.resume_at is not None:
+            metrics.carry_baseline(ti, self._try_baseline)
             self._defer_until(outcome.resume_at, outcome)
         report = build_report(
             vendor=client.vendor_name,
@@ -287,8 +368,11 @@ class UserAttributesSyncOperator(BaseOperator):
             outcome=outcome,
             duration_seconds=time.monotonic() - started,
             error=error,
+            degraded=degraded,
         )
         ti.xcom_push(key=REPORT_KEY, value=report)
+        if self._try_baseline is not None:
+            metrics.emit(report, self._try_baseline)  # once per try, also when it fails (metrics.py)
         self._userattrs_report = report  # read by the OpenLineage facets (lineage.py), also on failure
         if error is not None:
             raise AirflowFailException(error)
@@ -308,6 +392,7 @@ class UserAttributesSyncOperator(BaseOperator):
         :param event: the ``DateTimeTrigger``'s event (unused: the checkpoint says where to continue).
         :return: the report, as :meth:`execute`.
         """
+        self._resuming = True  # the metrics' baseline is the one carried through the deferral (metrics.py)
         return self.execute(context)
 
     def _defer_until(self, until: float, outcome: TryOutcome) -> None:
@@ -319,6 +404,16 @@ class UserAttributesSyncOperator(BaseOperator):
             outcome.total,
         )
         self.defer(trigger=trigger, method_name="execute_complete")
+
+    def _metrics_baseline(self, context: Any, folder: Any) -> metrics.Counts | None:
+        """The counts this try started from (``metrics.py``): carried through a deferral, else read now; None
+        when no metrics go out (none enabled, or a dry run)."""
+        if self.is_dry_run or not metrics.metrics_enabled():
+            return None
+        if getattr(self, "_resuming", False) and (carried := metrics.carried_baseline(context["ti"])):
+            return carried
+        continues = not (self.incremental and not self.replay_from)  # an incremental try starts from zero
+        return metrics.try_baseline(context, folder, continues_checkpoint=continues)
 
     def get_openlineage_facets_on_start(self) -> Any:
         """OpenLineage: tables read, vendor dataset written, column lineage (``lineage.py``); None without it."""
@@ -332,6 +427,22 @@ class UserAttributesSyncOperator(BaseOperator):
         """OpenLineage on failure: as on complete, with the error and the counts of the report pushed."""
         return lineage.facets_on_failure(self, task_instance)
 
+    def _degraded_rules(self) -> DegradedRules:
+        """When this run is degraded (``degraded.py``), from the rendered parameters."""
+        try:
+            failure_ratio = parse_degraded_failure_ratio(self.degraded_failure_ratio)
+            after = parse_degraded_after(self.degraded_after)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        return DegradedRules(
+            failure_ratio=failure_ratio,
+            when_empty=bool(self.degraded_when_empty),
+            when_postponed=bool(self.degraded_when_postponed),
+            after_seconds=after,
+            incremental=bool(self.incremental),
+            replay=bool(self.replay_from),
+        )
+
     def _checked_client(self, *, defer_long_waits: bool) -> Client:
         """The client, after checking the connection: one that can never work fails this try, not every retry."""
         try:
@@ -339,7 +450,21 @@ class UserAttributesSyncOperator(BaseOperator):
         except ConnectionConfigError as exc:
             raise AirflowFailException(str(exc)) from None
 
-    def _engine(self, client: Client, folder: FailureFolder, try_number: int) -> SyncEngine:
+    def _results_table(self, ti: Any) -> ResultsTable | None:
+        """This try's results table (``results_table``, ``sync/results_table.py``), or None."""
+        return results_table_of_try(
+            ti,
+            int(self._mapped_index if self._mapped_index is not None else -1),
+            table=self.results_table,
+            outcomes=self.results_outcomes,
+            conn_id=self.results_conn_id,
+            sql_conn_id=self.sql_conn_id,
+            log=self.log,
+        )
+
+    def _engine(
+        self, client: Client, folder: FailureFolder, try_number: int, results: ResultsTable | None = None
+    ) -> SyncEngine:
         size = None if self.incremental or self.replay_from else self.source_size()
         return SyncEngine(
             SkippingNulls(client, self.log) if self.null_values == "skip" else client,
@@ -348,6 +473,7 @@ class UserAttributesSyncOperator(BaseOperator):
             chunk_size=self.checkpoint_every,
             progress=Progress(self.log, self.progress_interval, size),
             ledger=ReplayLedger(self.replay_from) if self.replay_from else None,
+            results=results,
         )
 
     def _run(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:

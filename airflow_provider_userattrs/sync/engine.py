@@ -65,6 +65,19 @@ class SyncClient(Protocol):
     def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]: ...
 
 
+class ResultsSink(Protocol):
+    """Where each chunk's outcomes go besides its failure parts: the results table (``sync/results_table.py``)."""
+
+    @property
+    def every_outcome(self) -> bool:
+        """Whether a chunk keeps a line per attribute whatever its outcome (``ChunkTally.outcomes``)."""
+        ...
+
+    def write(self, tally: ChunkTally) -> None:
+        """Record what one chunk settled; called before the chunk's checkpoint (or state) moves."""
+        ...
+
+
 def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
@@ -96,6 +109,8 @@ class SyncEngine:
         and ``TryOutcome.paused`` set, for a later run to continue exactly where this one stopped. The
         engine also pauses by itself after a chunk whose users the vendor's quota held back
         (``POSTPONED`` with a ``not_before``): ``TryOutcome.resume_at`` then says when to continue.
+    :param results: the results table (``results_table``): each chunk's outcomes are handed to it after its
+        failure parts are written, before its checkpoint moves (a crash in between resends, never loses, a row).
     """
 
     def __init__(
@@ -108,6 +123,7 @@ class SyncEngine:
         progress: Progress | None = None,
         ledger: storage.ReplayLedger | None = None,
         should_pause: Callable[[], bool] = _never,
+        results: ResultsSink | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -118,6 +134,7 @@ class SyncEngine:
         self.progress = progress or Progress(logging.getLogger(__name__), 30.0, None)
         self.ledger = ledger
         self.should_pause = should_pause
+        self.results = results
         self._started = time.monotonic()
         self._resume_at: float | None = None
 
@@ -281,6 +298,8 @@ class SyncEngine:
         rejected = self._part(number, "rejected", tally.rejected_lines)
         transient = self._part(number, "transient", tally.transient_lines)
         postponed = self._part(number, "postponed", tally.postponed_lines)
+        if self.results is not None:
+            self.results.write(tally)
         if self.ledger is not None and tally.delivered:
             # A unique name per replayed chunk: object stores cannot append, and runs must not overwrite.
             self.ledger.record(tally.delivered, f"{time.time_ns()}-try{self.try_number}-{number}")
@@ -301,7 +320,8 @@ class SyncEngine:
         return self.folder.write_part(self.try_number, number, kind, lines) if lines else None
 
     def _send(self, chunk: Sequence[Item], resending: bool) -> ChunkTally:
-        tally = ChunkTally(delivered=[] if self.ledger is not None else None)
+        every_outcome = self.results is not None and self.results.every_outcome
+        tally = ChunkTally(delivered=[] if self.ledger is not None else None, outcomes=[] if every_outcome else None)
         vendor = self.client.vendor_name
         updates: list[UserUpdate] = []
         for index, item in enumerate(chunk):

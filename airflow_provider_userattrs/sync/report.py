@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,8 +113,13 @@ def build_report(
     outcome: TryOutcome | None,
     duration_seconds: float,
     error: str | None = None,
+    degraded: Callable[[Mapping[str, Any]], list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """The report pushed to XCom. ``outcome`` is None when the sync stopped on ``error`` (bad credentials)."""
+    """The report pushed to XCom. ``outcome`` is None when the sync stopped on ``error`` (bad credentials).
+
+    ``degraded`` judges the finished report (``degraded.py``): its answer is the report's
+    ``degraded`` list (the rules the run tripped; empty when healthy, and without a judge).
+    """
     report: dict[str, Any] = {"vendor": vendor, "conn_id": conn_id, "dry_run": dry_run}
     if error is not None:
         report["error"] = vendor_text(error)
@@ -132,6 +137,7 @@ def build_report(
     report["started_at"] = _iso(finished - wall)
     report["finished_at"] = _iso(finished)
     report["users_per_second"] = round(total / wall, 1) if wall > 0 else None
+    report["degraded"] = degraded(report) if degraded is not None else []
     return {key: storable(value) for key, value in report.items()}
 
 

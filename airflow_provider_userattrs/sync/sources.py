@@ -83,7 +83,7 @@ def stream_statement(hook: Any, sql: str, parameters: Any = None, fetch_size: in
 
 def sql_hook(sql_conn_id: str) -> Any:
     """The common-sql hook of an Airflow connection (a DB-API hook: ``get_conn()``)."""
-    from airflow.sdk import BaseHook
+    from airflow_provider_userattrs.compat import BaseHook
 
     hook = BaseHook.get_connection(sql_conn_id).get_hook()  # type: ignore[no-untyped-call]  # untyped in Airflow
     if not hasattr(hook, "get_conn"):

@@ -15,7 +15,11 @@ What common-sql does not have lives in :data:`DIALECTS`, one row per engine, and
   ``REPLACE INTO`` (an error on DuckDB and the four cloud warehouses), it generates one statement per row
   (one round trip per row with psycopg2: 3,000,000 for a first run of 1,000,000 users and 3 attributes), and
   it opens a connection of its own per call, which SQLite makes wait behind the diff being read;
-- the state table's column types.
+- the state table's column types;
+- the results table's (``results_table``, :func:`create_results_table`): the types of its time and of a
+  boolean, and, on SQLite, what lets it be written while the sync's query is still being read (WAL). It is
+  written with the very upserts of the state (one generic builder each: ``ON CONFLICT``, ``ON DUPLICATE KEY
+  UPDATE``, ``MERGE``), keyed by one ``row_key`` column.
 
 The counts of ``max_removals`` (:func:`cleared_count_statement`, :func:`leavers_count_statement`) are built on the
 very joins of the diff and the leavers (one builder each), so that they count what those would send.
@@ -47,7 +51,8 @@ _MERGE_ROWS = 250
 _ARRAY_ROWS = 10_000
 """Rows per array upsert (PostgreSQL, DuckDB): 5 parameters whatever the number of rows."""
 _INSERT_ROWS = 500
-"""Rows per multi-row ``INSERT``: 2,500 values, under SQLite's 32,766 and far under PostgreSQL's 65,535."""
+"""Rows per multi-row ``INSERT``: 2,500 values (7,000 in the results table), under SQLite's 32,766 and far under
+PostgreSQL's and MySQL's 65,535."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,20 @@ class SqlDialect:
     users: PostgreSQL 2.9 -> 1.8 s, DuckDB 5.6 -> 1.4 s; BENCHMARKS.md section 8)."""
     array_cast: str = "{}"
     """One column's array parameter in ``array_rows``."""
+    array_param: str | None = None
+    """One column's array parameter of any type (``{0}``: the placeholder, ``{1}``: the element's type), for
+    the results table's columns that are not text (its upserts go the way of the state's with it)."""
     reads_block_writes: bool = False
     """SQLite: no other connection writes while a read is open, so the diff is materialised first."""
+    timestamp_type: str = "TIMESTAMP"
+    """The results table's ``recorded_at`` (UTC, bound as ISO text and cast). SQLite has no such type: TEXT,
+    which compares with ``CURRENT_DATE`` as a date would."""
+    boolean_type: str = "BOOLEAN"
+    """The results table's ``retryable``."""
+    writes_beside_reads: str | None = None
+    """Run once before the results table is written, so that its writes do not wait for the sync's query,
+    still being read on another connection. SQLite: WAL journaling (a setting the database file keeps):
+    without it, a commit waits for every reader to finish, and the reader is the sync itself."""
 
     def quoted(self, name: str) -> str:
         """``name`` as an identifier (a ``schema.table`` quoted part by part), embedded quotes doubled."""
@@ -89,12 +106,30 @@ class SqlDialect:
 
 
 DIALECTS: dict[str, SqlDialect] = {
-    "sqlite": SqlDialect("sqlite", "SQLite", named=":{}", reads_block_writes=True),
+    "sqlite": SqlDialect(
+        "sqlite",
+        "SQLite",
+        named=":{}",
+        reads_block_writes=True,
+        timestamp_type="TEXT",
+        writes_beside_reads="PRAGMA journal_mode=WAL",
+    ),
     "postgresql": SqlDialect(
-        "postgres", "PostgreSQL", named_cursor=True, array_rows="SELECT * FROM unnest({})", array_cast="{}::text[]"
+        "postgres",
+        "PostgreSQL",
+        named_cursor=True,
+        array_rows="SELECT * FROM unnest({})",
+        array_cast="{}::text[]",
+        array_param="{0}::{1}[]",
     ),
     "duckdb": SqlDialect(
-        "duckdb", "DuckDB", text_type="VARCHAR", named="${}", array_rows="SELECT {}", array_cast="unnest({}::VARCHAR[])"
+        "duckdb",
+        "DuckDB",
+        text_type="VARCHAR",
+        named="${}",
+        array_rows="SELECT {}",
+        array_cast="unnest({}::VARCHAR[])",
+        array_param="unnest({0}::{1}[])",
     ),
     # A binary collation: MySQL's default one is case-insensitive, so "Gold" -> "gold" would not be a change, and
     # users "A@x.com" and "a@x.com" would share a state row.
@@ -106,6 +141,7 @@ DIALECTS: dict[str, SqlDialect] = {
         upsert="on_duplicate_key",
         key_type="VARCHAR({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
         value_type="TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        timestamp_type="DATETIME(6)",
     ),
     "snowflake": SqlDialect("snowflake", "Snowflake", text_type="VARCHAR", upsert="merge"),
     "bigquery": SqlDialect(
@@ -116,6 +152,7 @@ DIALECTS: dict[str, SqlDialect] = {
         upsert="merge",
         key_type="STRING",
         primary_key="PRIMARY KEY ({}) NOT ENFORCED",
+        boolean_type="BOOL",
     ),
     "redshift": SqlDialect("redshift", "Redshift", text_type="VARCHAR(65535)", upsert="merge"),
     "databricks": SqlDialect(
@@ -261,21 +298,41 @@ def create_state_table(dialect: SqlDialect, table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})"
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """The columns of a table written by upsert: all of them, its key, and those a new row overwrites."""
+
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    updated: tuple[str, ...]
+
+
+_STATE = _Shape(STATE_COLUMNS, STATE_KEY_COLUMNS, ("value", "synced_at"))
+
+
 def upsert_statements(
     dialect: SqlDialect, placeholder: str, table: str, rows: Sequence[tuple[str, str, str, str, str]]
 ) -> list[Statement]:
     """Statements writing ``rows`` (state_key, user_id, attribute, value, synced_at), a batch each."""
-    upsert = dialect.upsert
-    if dialect.array_rows is not None and upsert == "on_conflict":
+    if dialect.array_rows is not None and dialect.upsert == "on_conflict":
         return _array_upserts(dialect, placeholder, table, rows)
+    return _upserts(dialect, table, _STATE, [placeholder] * len(STATE_COLUMNS), rows)
+
+
+def _upserts(
+    dialect: SqlDialect, table: str, shape: _Shape, values: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[Statement]:
+    """Multi-row upserts of ``rows`` (``values``: each column's bound expression), a batch of rows each."""
+    upsert = dialect.upsert
     size = _MERGE_ROWS if upsert == "merge" else _INSERT_ROWS
     statements = []
     for start in range(0, len(rows), size):
         batch = rows[start : start + size]
         if upsert == "merge":
-            sql = _merge(dialect, placeholder, table, len(batch))
+            sql = _merge(dialect, table, shape, values, len(batch))
         else:
-            sql = _insert_upsert(dialect, placeholder, table, len(batch))
+            row = "(" + ", ".join(values) + ")"
+            sql = _insert_upsert(dialect, table, shape, f"VALUES {', '.join([row] * len(batch))}")
         statements.append(Statement(sql, [value for row in batch for value in row]))
     return statements
 
@@ -285,7 +342,7 @@ def _array_upserts(
 ) -> list[Statement]:
     assert dialect.array_rows is not None
     columns = ", ".join(dialect.array_cast.format(placeholder) for _ in STATE_COLUMNS)
-    sql = _insert_upsert(dialect, placeholder, table, 0, source=dialect.array_rows.format(columns))
+    sql = _insert_upsert(dialect, table, _STATE, dialect.array_rows.format(columns))
     statements = []
     for start in range(0, len(rows), _ARRAY_ROWS):
         batch = rows[start : start + _ARRAY_ROWS]
@@ -293,32 +350,26 @@ def _array_upserts(
     return statements
 
 
-def _insert_upsert(dialect: SqlDialect, placeholder: str, table: str, rows: int, source: str = "") -> str:
+def _insert_upsert(dialect: SqlDialect, table: str, shape: _Shape, source: str) -> str:
     q = dialect.quoted
-    row = "(" + ", ".join([placeholder] * len(STATE_COLUMNS)) + ")"
-    source = source or f"VALUES {', '.join([row] * rows)}"
-    head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in STATE_COLUMNS)}) {source}"
+    head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in shape.columns)}) {source}"
     if dialect.upsert == "on_duplicate_key":
-        value, synced_at = q("value"), q("synced_at")
-        return f"{head} ON DUPLICATE KEY UPDATE {value} = VALUES({value}), {synced_at} = VALUES({synced_at})"
-    keys = ", ".join(q(c) for c in STATE_KEY_COLUMNS)
-    return (
-        f"{head} ON CONFLICT ({keys}) DO UPDATE SET {q('value')} = excluded.{q('value')}, "
-        f"{q('synced_at')} = excluded.{q('synced_at')}"
-    )
+        return f"{head} ON DUPLICATE KEY UPDATE " + ", ".join(f"{q(c)} = VALUES({q(c)})" for c in shape.updated)
+    keys = ", ".join(q(c) for c in shape.key)
+    return f"{head} ON CONFLICT ({keys}) DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in shape.updated)
 
 
-def _merge(dialect: SqlDialect, placeholder: str, table: str, rows: int) -> str:
+def _merge(dialect: SqlDialect, table: str, shape: _Shape, values: Sequence[str], rows: int) -> str:
     q = dialect.quoted
-    first = "SELECT " + ", ".join(f"{placeholder} AS {q(c)}" for c in STATE_COLUMNS)
-    rest = " UNION ALL SELECT " + ", ".join([placeholder] * len(STATE_COLUMNS))
+    first = "SELECT " + ", ".join(f"{value} AS {q(c)}" for value, c in zip(values, shape.columns, strict=True))
+    rest = " UNION ALL SELECT " + ", ".join(values)
     source = first + rest * (rows - 1)
-    on = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in STATE_KEY_COLUMNS)
+    on = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in shape.key)
     return (
         f"MERGE INTO {q(table)} t USING ({source}) s ON {on} "
-        f"WHEN MATCHED THEN UPDATE SET {q('value')} = s.{q('value')}, {q('synced_at')} = s.{q('synced_at')} "
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(q(c) for c in STATE_COLUMNS)}) "
-        f"VALUES ({', '.join('s.' + q(c) for c in STATE_COLUMNS)})"
+        f"WHEN MATCHED THEN UPDATE SET {', '.join(f'{q(c)} = s.{q(c)}' for c in shape.updated)} "
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(q(c) for c in shape.columns)}) "
+        f"VALUES ({', '.join('s.' + q(c) for c in shape.columns)})"
     )
 
 
@@ -466,3 +517,118 @@ def state_size_statement(dialect: SqlDialect, placeholder: str, table: str, stat
         f"WHERE {q('state_key')} = {placeholder}",
         [state_key],
     )
+
+
+# -- the results table (results_table) --------------------------------------------------------------------
+
+RESULTS_COLUMNS = (
+    "row_key",
+    "dag_id",
+    "run_id",
+    "task_id",
+    "map_index",
+    "try_number",
+    "user_id",
+    "attribute",
+    "outcome",
+    "reason",
+    "retryable",
+    "vendor",
+    "position",
+    "recorded_at",
+)
+_RESULTS = _Shape(
+    RESULTS_COLUMNS, ("row_key",), ("outcome", "reason", "retryable", "vendor", "position", "recorded_at")
+)
+ROW_KEY_LENGTH = 32
+"""``row_key``: 16 hex digits of the task instance, then 16 of (try, user, attribute) (``sync/results_table.py``)."""
+RESULTS_LOOKUP_KEYS = 500
+"""Row keys per lookup (:func:`results_keys_statements`) bound one by one."""
+
+
+def create_results_table(dialect: SqlDialect, table: str) -> str:
+    """The results table: one row per (task instance, try, user, attribute), its primary key ``row_key``.
+
+    The key is one short column, not the six it stands for: those are far longer than MySQL's 3,072-byte
+    index limit (three 250-character Airflow ids in utf8mb4 already take 3,000 bytes), and a record without a
+    user id has none to put in a key.
+    """
+    q = dialect.quoted
+    key = dialect.key_type
+    text = dialect.value_type or dialect.text_type
+    columns = [
+        f"{q('row_key')} {key.format(ROW_KEY_LENGTH)} NOT NULL",
+        f"{q('dag_id')} {key.format(250)} NOT NULL",
+        f"{q('run_id')} {key.format(250)} NOT NULL",
+        f"{q('task_id')} {key.format(250)} NOT NULL",
+        f"{q('map_index')} INTEGER NOT NULL",
+        f"{q('try_number')} INTEGER NOT NULL",
+        f"{q('user_id')} {text}",
+        f"{q('attribute')} {text}",
+        f"{q('outcome')} {key.format(16)} NOT NULL",
+        f"{q('reason')} {text}",
+        f"{q('retryable')} {dialect.boolean_type} NOT NULL",
+        f"{q('vendor')} {key.format(32)}",
+        f"{q('position')} INTEGER",
+        f"{q('recorded_at')} {dialect.timestamp_type} NOT NULL",
+    ]
+    if dialect.primary_key:
+        columns.append(dialect.primary_key.format(q("row_key")))
+    return f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})"
+
+
+def results_upsert_statements(
+    dialect: SqlDialect, placeholder: str, table: str, rows: Sequence[Sequence[Any]]
+) -> list[Statement]:
+    """Statements writing ``rows`` (values of :data:`RESULTS_COLUMNS`, ``recorded_at`` as ISO text), a batch of
+    500 rows each (250 in a ``MERGE``, 10,000 as arrays on PostgreSQL and DuckDB, as the state's); a row whose
+    ``row_key`` exists replaces its outcome.
+
+    The rows' keys must be distinct: one statement may not touch a key twice (PostgreSQL's ``ON CONFLICT``).
+    """
+    if dialect.array_rows is not None and dialect.array_param is not None and dialect.upsert == "on_conflict":
+        return _results_array_upserts(dialect, placeholder, table, rows)
+    values = [placeholder] * (len(RESULTS_COLUMNS) - 1) + [f"CAST({placeholder} AS {dialect.timestamp_type})"]
+    return _upserts(dialect, table, _RESULTS, values, rows)
+
+
+def _results_array_upserts(
+    dialect: SqlDialect, placeholder: str, table: str, rows: Sequence[Sequence[Any]]
+) -> list[Statement]:
+    """PostgreSQL, DuckDB: 10,000 rows per statement, one array parameter per column (14 values)."""
+    assert dialect.array_rows is not None and dialect.array_param is not None
+    types = {"map_index": "INTEGER", "try_number": "INTEGER", "position": "INTEGER"}
+    types |= {"retryable": dialect.boolean_type, "recorded_at": dialect.timestamp_type}
+    arrays = ", ".join(
+        dialect.array_param.format(placeholder, types.get(c, dialect.text_type)) for c in RESULTS_COLUMNS
+    )
+    sql = _insert_upsert(dialect, table, _RESULTS, dialect.array_rows.format(arrays))
+    return [
+        Statement(sql, [list(column) for column in zip(*rows[start : start + _ARRAY_ROWS], strict=True)])
+        for start in range(0, len(rows), _ARRAY_ROWS)
+    ]
+
+
+def results_keys_statements(dialect: SqlDialect, placeholder: str, table: str, keys: Sequence[str]) -> list[Statement]:
+    """Which of ``keys`` the table holds: ``row_key IN (...)``, 500 bound keys a statement, or one array of
+    10,000 on PostgreSQL and DuckDB."""
+    q = dialect.quoted
+    head = f"SELECT {q('row_key')} FROM {q(table)} WHERE {q('row_key')} IN "
+    if dialect.array_rows is not None and dialect.array_param is not None:
+        source = dialect.array_rows.format(dialect.array_param.format(placeholder, dialect.text_type))
+        return [
+            Statement(f"{head}({source})", [list(keys[i : i + _ARRAY_ROWS])]) for i in range(0, len(keys), _ARRAY_ROWS)
+        ]
+    statements = []
+    for start in range(0, len(keys), RESULTS_LOOKUP_KEYS):
+        batch = list(keys[start : start + RESULTS_LOOKUP_KEYS])
+        statements.append(Statement(f"{head}({', '.join([placeholder] * len(batch))})", batch))
+    return statements
+
+
+def results_range_statement(dialect: SqlDialect, placeholder: str, table: str) -> str:
+    """One row: the first row key from the first bound value on, below the second (a task instance's rows are
+    one range of the key, see :data:`ROW_KEY_LENGTH`), or NULL. ``MIN`` of a key range: an index seek."""
+    q = dialect.quoted
+    key = q("row_key")
+    return f"SELECT MIN({key}) FROM {q(table)} WHERE {key} >= {placeholder} AND {key} < {placeholder}"

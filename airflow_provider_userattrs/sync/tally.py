@@ -33,6 +33,9 @@ class ChunkTally:
     """Incremental sync: (user, attribute, value text) the vendor accepted, to write to the state."""
     delivered: list[FailureLine] | None = None
     """``{"user_id", "attribute"}`` pairs delivered, kept only when replaying a failure file (its ledger)."""
+    outcomes: list[FailureLine] | None = None
+    """A line per attribute whatever its outcome (and per record that could not become an update), kept only
+    for a results table that wants more than the failure lines (``sync/results_table.py``)."""
     resume_at: float | None = None
     """When the users the quota held back may go (wall-clock time), if the client said: the try pauses."""
 
@@ -50,6 +53,8 @@ def settle(
         tally.failed += 1
         nobody = AttributeResult(None, "", Outcome.REJECTED, reason=item.problem).to_dict()
         tally.rejected_lines.append({**base, **nobody, "attribute": None})
+        if tally.outcomes is not None:
+            tally.outcomes.append(tally.rejected_lines[-1])
         return
     rejected = [r for r in result.results if r.outcome is Outcome.REJECTED]
     unsettled = [r for r in result.results if r.outcome in (Outcome.FAILED, Outcome.POSTPONED)]
@@ -74,6 +79,8 @@ def settle(
     counted_now = counted_before or bool(rejected)
     lines = tally.postponed_lines if held_back else tally.transient_lines
     lines.extend({**base, **r.to_dict(), "retryable": True, "counted": counted_now} for r in unsettled)
+    if tally.outcomes is not None:
+        tally.outcomes.extend({**base, **r.to_dict()} for r in result.results)
     _remember_delivered(tally, item, result)
 
 

@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -110,7 +110,7 @@ def _read_lines(path: Any) -> Iterator[dict[str, Any]]:
                 yield line
 
 
-def normalized_reason(line: dict[str, Any]) -> str:
+def normalized_reason(line: Mapping[str, Any]) -> str:
     """The reason with this user's own id and record position taken out, so that equal causes group together."""
     reason = str(line.get("reason") or "(no reason given)")
     user = line.get("user_id")
@@ -137,7 +137,7 @@ class FailureSummary:
     partial: bool
 
 
-def summarize(lines: Iterator[dict[str, Any]], scan_limit: int = SCAN_LIMIT) -> FailureSummary:
+def summarize(lines: Iterator[Mapping[str, Any]], scan_limit: int = SCAN_LIMIT) -> FailureSummary:
     groups: dict[tuple[str, bool], _Group] = {}
     count = retryable = 0
     partial = False
@@ -153,7 +153,8 @@ def summarize(lines: Iterator[dict[str, Any]], scan_limit: int = SCAN_LIMIT) -> 
         group.users.add(repr(line.get("user_id")))
         if len(group.attributes) < 8 and line.get("attribute") is not None:
             group.attributes[str(line["attribute"])] = None
-    ordered = sorted(groups.items(), key=lambda kv: (-kv[1].count, kv[0][0]))
+    # The most users first (the unit a person reads, as the demo's summary and the alerts count), then lines.
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1].users), -kv[1].count, kv[0][0]))
     return FailureSummary(
         [
             ReasonGroup(

@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from airflow_provider_userattrs.degraded import degraded_messages
 from airflow_provider_userattrs.ui.models import QUOTA_KEYS, SyncEntry
 
 REPORT_KEY = "report"
@@ -91,6 +92,7 @@ def to_entry(key: TaskKey, report: dict[str, Any], state: Any, start_date: datet
         try_number=_int(report.get("try_number"), 0) or None,
         dry_run=bool(report.get("dry_run")),
         replay="/replay/" in str(report.get("failure_file") or ""),
+        degraded=degraded_messages(report.get("degraded")),
         **quota,
     )
 
@@ -166,6 +168,9 @@ def get_sync(session: Session, key: TaskKey) -> tuple[SyncEntry, dict[str, Any]]
     return to_entry(key, report, row.state, row.start_date), report
 
 
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+
+
 @dataclass(frozen=True)
 class RunPoint:
     """Delivered and failed users of one run and vendor: one bar pair of the chart."""
@@ -176,16 +181,31 @@ class RunPoint:
     start_date: datetime | None
     delivered: int
     failed: int
+    failed_tasks: int = 0
+    """Sync task instances of the run (chunks) in a failed state."""
+    degraded_tasks: int = 0
+    """Chunks that succeeded degraded."""
+
+    @property
+    def status(self) -> str:
+        """``failed`` when a chunk failed, else ``degraded`` when one is, else ``ok``."""
+        return "failed" if self.failed_tasks else "degraded" if self.degraded_tasks else "ok"
+
+
+def is_failed(entry: SyncEntry) -> bool:
+    return entry.state in FAILED_STATES
 
 
 def run_points(entries: Iterable[SyncEntry]) -> list[RunPoint]:
     """Chunks summed per (run, vendor), oldest first, as the chart draws them."""
     acc: dict[tuple[str, str, str], list[Any]] = {}
     for e in entries:
-        slot = acc.setdefault((e.dag_id, e.run_id, e.vendor or "?"), [e.start_date, 0, 0])
+        slot = acc.setdefault((e.dag_id, e.run_id, e.vendor or "?"), [e.start_date, 0, 0, 0, 0])
         if e.start_date and (slot[0] is None or e.start_date < slot[0]):
             slot[0] = e.start_date
         slot[1] += e.succeeded
         slot[2] += e.failed
-    points = [RunPoint(d, r, v, s, ok, bad) for (d, r, v), (s, ok, bad) in acc.items()]
+        slot[3] += is_failed(e)
+        slot[4] += bool(e.degraded) and not is_failed(e)
+    points = [RunPoint(d, r, v, *values) for (d, r, v), values in acc.items()]
     return sorted(points, key=lambda p: (p.start_date is None, p.start_date or datetime.min, p.run_id))

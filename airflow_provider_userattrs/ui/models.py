@@ -31,6 +31,8 @@ class SyncEntry(BaseModel):
     try_number: int | None = None
     dry_run: bool = False
     replay: bool = False
+    degraded: list[str] = []
+    """Why the sync is degraded (the report's ``degraded`` rules, as messages); empty when healthy."""
     deferrals: int | None = None
     waited_seconds: float | None = None
     throttled_requests: int | None = None

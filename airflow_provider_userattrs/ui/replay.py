@@ -75,10 +75,10 @@ def start_replay(
             triggered_by=DagRunTriggeredByType.UI,
             triggering_user_name=user_name,
             state=DagRunState.QUEUED,
-            note=f"Replay of the retryable failures of {key.run_id} / {key.task_id}{suffix}",
             session=session,
         )
     except (ParamValidationError, ValueError) as exc:  # what Airflow's own trigger endpoint turns into a 400
         raise ReplayRefused(f"the DAG refused the replay's conf: {exc}") from None
+    run.note = f"Replay of the retryable failures of {key.run_id} / {key.task_id}{suffix}"  # no note= before 3.2
     session.commit()
     return str(run.run_id)

@@ -18,6 +18,7 @@ from airflow_provider_userattrs.sync.report import (
 COMMON = {"vendor", "conn_id", "dry_run", "duration_seconds", "wall_seconds", "users_per_second", "total"} | {
     "started_at",
     "finished_at",
+    "degraded",
 }
 COUNTS = {"succeeded", "failed", "retryable_users", "failures", "failures_truncated", "failure_file", "requests_sent"}
 
@@ -71,3 +72,19 @@ def test_pacing_keys_and_a_deferred_try_s_worker_and_wall_time():
     # 6 s held before the last resumption + 2 s in it; the wall time counts the waits in the triggerer too.
     assert deferred["duration_seconds"] == 8.0 and 100.0 <= deferred["wall_seconds"] < 110.0
     assert deferred["users_per_second"] == round(4 / deferred["wall_seconds"], 1)
+
+
+def test_degraded_is_what_the_judge_says_of_the_finished_report_and_empty_without_one():
+    from airflow_provider_userattrs.degraded import DegradedRules
+
+    assert report(outcome())["degraded"] == []
+    judged = build_report(
+        vendor="dx",
+        conn_id="dx_default",
+        dry_run=False,
+        outcome=outcome(),
+        duration_seconds=2.0,
+        degraded=DegradedRules(failure_ratio=0.1, after_seconds=1.0),
+    )
+    assert [d["rule"] for d in judged["degraded"]] == ["failed_share", "slow"]
+    assert judged["degraded"][0]["message"] == "1 of 4 users failed (25.00%, above degraded_failure_ratio 10.00%)"

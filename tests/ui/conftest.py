@@ -127,9 +127,10 @@ def ui(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[U
     from airflow import plugins_manager, settings
     from airflow.api_fastapi import app as api_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils.session import create_session
     from fastapi.testclient import TestClient
+
+    from airflow_provider_userattrs.compat import DagBag, sync_bag_to_db
 
     root = tmp_path_factory.mktemp("failures")
     patch = pytest.MonkeyPatch()

@@ -31,7 +31,7 @@ def test_syncs_page_has_the_chart_the_table_and_run_links(ui: UiWorld) -> None:
     html = response.text
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and 'class="bar-delivered"' in html
     assert 'class="bar-failed"' in html
-    assert '<table id="syncs">' in html and html.count('class="report-link"') == 8
+    assert '<table id="syncs" class="syncs">' in html and html.count('class="report-link"') == 8
     assert f'href="/dags/{SYNC_DAG}/runs/' in html and 'target="_top"' in html
     assert "of 8" in html
     assert_self_contained(html)
@@ -41,7 +41,7 @@ def test_syncs_page_filters_through_the_form(ui: UiWorld) -> None:
     html = ui.get(f"/userattrs/syncs?dag_id={SYNC_DAG}&state=failed").text
     assert html.count('class="report-link"') == 1 and "rejecting" in html
     assert '<option value="failed" selected>' in html
-    assert "deferrals: 2" in html, "quota figures shown when a report has them"
+    assert "2 deferrals" in html and "3.5 s waited" in html, "quota figures shown when a report has them"
 
 
 def test_report_page_shows_counts_grouped_reasons_and_escapes_untrusted_text(ui: UiWorld) -> None:
