@@ -16,11 +16,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# 3.1 runs without the UI tests: the UI works there (gated from 3.1 on), but the UI API tests' harness (auth
+# manager and plugin mounting) does not hold on 3.1 yet (README, "Supported Airflow versions").
 # name        airflow  exclude-newer  python  tests (older: MATRIX_TESTS; noui: the same but the UI's, which
 #                                              3.0 leaves out; newest: NEWEST_TESTS)
 MATRIX=(
   "3.0        3.0.6    2025-09-02     3.11    noui"
-  "3.1        3.1.8    2026-03-14     3.11    noui"  # UI on 3.1: its API tests need the harness reworked (README)
+  "3.1        3.1.8    2026-03-14     3.11    noui"
   "3.2        3.2.2    2026-06-01     3.11    older"
   "3.3-py3.13 3.3.2    2026-09-20     3.13    newest"
 )
