@@ -50,6 +50,9 @@ class ClientStats:
     """Answers that were 429."""
     waited_seconds: float = 0.0
     """Seconds requests spent waiting for their turn or for a retry (summed over threads)."""
+    quota: tuple[int, float] | None = None
+    """The quota the client paces to, ``(requests, window_seconds)``: declared on the connection, or the vendor's
+    published one (DX); None when none is declared (what the quota use of a sync is measured against)."""
 
 
 class Sender:
@@ -91,7 +94,9 @@ class Sender:
 
     def stats(self) -> ClientStats:
         pacing = self.pacer.stats
-        return ClientStats(self._requests_sent, pacing.throttled, pacing.waited_seconds)
+        quota = self.pacer.quota
+        declared = (quota.requests, quota.window_seconds) if quota is not None else None
+        return ClientStats(self._requests_sent, pacing.throttled, pacing.waited_seconds, declared)
 
     def policy(self, attempts: int | None = None) -> RetryPolicy:
         settings = self.settings

@@ -1,66 +1,37 @@
-"""What both operators share, and only what is Airflow's: parameters, templating, the connection check,
-building the sync engine, the report and the task's verdict.
+"""What both operators share, and only what is Airflow's: the parameters and their templating, the source each
+operator provides, and the entry points Airflow calls (``execute``, ``execute_complete``, OpenLineage).
 
-The sync itself (chunks, checkpoint, counting, failure files, incremental state) is the engine's, in
+One try (parameters read, engine set up and run, deferral, report published) is ``sync_try.py``'s; the sync
+itself (chunks, checkpoint, counting, failure files, incremental state) is the engine's, in
 ``airflow_provider_userattrs.sync``.
 """
 
 from __future__ import annotations
 
-import gc
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from airflow_provider_userattrs import lineage, metrics
+from airflow_provider_userattrs import lineage
 from airflow_provider_userattrs.alerts import add_alert_callbacks
 from airflow_provider_userattrs.assets import emit_sync_event, with_sync_alias
-from airflow_provider_userattrs.client import Client
-from airflow_provider_userattrs.compat import AirflowFailException, BaseOperator
-from airflow_provider_userattrs.config import truthy
-from airflow_provider_userattrs.degraded import DegradedRules
-from airflow_provider_userattrs.degraded import degraded_after as parse_degraded_after
-from airflow_provider_userattrs.degraded import degraded_failure_ratio as parse_degraded_failure_ratio
-from airflow_provider_userattrs.errors import ConnectionConfigError, FatalVendorError, SourceConfigError
+from airflow_provider_userattrs.compat import BaseOperator
 from airflow_provider_userattrs.hooks import get_hook
 from airflow_provider_userattrs.hooks.base import UserAttributesHook
 from airflow_provider_userattrs.operators.deferrable import resolve_deferrable
-from airflow_provider_userattrs.operators.running import (
-    failure_folder,
-    incremental_state,
-    quota_trigger,
-    run_incremental,
-)
-from airflow_provider_userattrs.operators.safety import checked_now, null_values_mode, removal_limit
-from airflow_provider_userattrs.operators.verdict import judge, ratio
-from airflow_provider_userattrs.sync import sources
-from airflow_provider_userattrs.sync.checkpoint import CheckpointError, checkpoint_store
-from airflow_provider_userattrs.sync.engine import SyncEngine
-from airflow_provider_userattrs.sync.incremental import (
-    STATE_TABLE,
-    RemovalLimit,
-    RemovalLimitExceeded,
-    Segment,
-)
+from airflow_provider_userattrs.operators.parameters import check_given
+from airflow_provider_userattrs.operators.publishing import REPORT_KEY
+from airflow_provider_userattrs.operators.sql_query import SqlQuery
+from airflow_provider_userattrs.operators.sync_try import run_try
+from airflow_provider_userattrs.operators.verdict import FinishedTry
+from airflow_provider_userattrs.sync.incremental import STATE_TABLE, Segment
 from airflow_provider_userattrs.sync.keyset import ResumePoint
-from airflow_provider_userattrs.sync.nulls import SkippingNulls
-from airflow_provider_userattrs.sync.progress import Progress
-from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES, TryOutcome, build_report
-from airflow_provider_userattrs.sync.results_table import (
-    ResultsTable,
-    check_results_table,
-    results_connection,
-    results_outcomes_mode,
-    results_table_of_try,
-)
+from airflow_provider_userattrs.sync.report import MAX_REPORTED_FAILURES
 from airflow_provider_userattrs.sync.sources import Item
-from airflow_provider_userattrs.sync.storage import FailureFolder, ReplayLedger, default_failure_root
 
 __all__ = ["MAP_INDEX_TEMPLATE", "MAX_REPORTED_FAILURES", "REPORT_KEY", "UserAttributesSyncOperator"]
 
 MAP_INDEX_TEMPLATE = "{{ userattrs_chunk }}"
 """Names each mapped chunk in the UI by its source (set in ``execute``)."""
-REPORT_KEY = "report"
 
 
 class UserAttributesSyncOperator(BaseOperator):
@@ -234,25 +205,7 @@ class UserAttributesSyncOperator(BaseOperator):
         self.degraded_when_empty = degraded_when_empty
         self.degraded_when_postponed = degraded_when_postponed
         self.degraded_after = degraded_after
-        self._removal_limit: RemovalLimit | None = None
-        self._mapped_index: int | None = None
-        if not isinstance(max_failure_ratio, str):
-            ratio(max_failure_ratio)  # a templated value is checked once rendered
-        if checked_now(null_values):
-            null_values_mode(null_values)
-        if checked_now(max_removals):
-            removal_limit(max_removals, incremental=incremental)
-        if checkpoint_every < 1:
-            raise ValueError("checkpoint_every must be at least 1")
-        if checked_now(results_outcomes):
-            results_outcomes_mode(results_outcomes)
-        if results_table and checked_now(results_table):
-            check_results_table(results_table)
-        results_connection(results_table, results_conn_id, sql_conn_id)
-        if checked_now(degraded_failure_ratio):
-            parse_degraded_failure_ratio(degraded_failure_ratio)
-        if checked_now(degraded_after):
-            parse_degraded_after(degraded_after)
+        check_given(self)  # a value given as it is, when the DAG is parsed (parameters.py)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -288,20 +241,9 @@ class UserAttributesSyncOperator(BaseOperator):
 
     # -- shared helpers ------------------------------------------------------------------------------
 
-    def _sql_rows(self) -> Iterator[sources.Row]:
-        return sources.stream_sql(self._sql_conn_id(), self.sql or "", self.parameters, self.fetch_size)
-
-    def _keyed_sql_rows(self, key_column: str | None, point: ResumePoint) -> Iterator[sources.Row]:
-        """The query's rows in order of ``key_column`` (None: its first column) from ``point`` on."""
-        _, rows = sources.keyed_rows(
-            self._sql_conn_id(), self.sql or "", self.parameters, key_column, point, self.fetch_size
-        )
-        return rows
-
-    def _sql_conn_id(self) -> str:
-        if not self.sql_conn_id:
-            raise AirflowFailException(f"{self.task_id}: sql needs sql_conn_id (an Airflow SQL connection)")
-        return self.sql_conn_id
+    def _query(self) -> SqlQuery:
+        """``sql`` on ``sql_conn_id``, as rendered, read ``fetch_size`` rows at a time (``sql_query.py``)."""
+        return SqlQuery(self.task_id, self.sql_conn_id, self.sql or "", self.parameters, self.fetch_size)
 
     def get_hook(self) -> UserAttributesHook:
         """The vendor hook, chosen by the connection's type, with ``hook_params`` (and ``defer_after``) applied."""
@@ -309,9 +251,6 @@ class UserAttributesSyncOperator(BaseOperator):
         if self.defer_after is not None:
             params["defer_after"] = self.defer_after
         return get_hook(self.conn_id, **params)
-
-    def _is_mapped_chunk(self) -> bool:
-        return self._mapped_index is not None and self._mapped_index >= 0
 
     # -- execution -----------------------------------------------------------------------------------
 
@@ -321,69 +260,7 @@ class UserAttributesSyncOperator(BaseOperator):
         :param context: the task's Airflow context.
         :return: the report (README "The report").
         """
-        started = time.monotonic()
-        ti = context["ti"]
-        self.max_failure_ratio = ratio(self.max_failure_ratio)
-        self.is_dry_run = truthy(self.is_dry_run)
-        self.null_values = null_values_mode(self.null_values)
-        self._removal_limit = removal_limit(self.max_removals, incremental=self.incremental)
-        degraded = self._degraded_rules()
-        map_index = getattr(ti, "map_index", None)
-        self._mapped_index = int(map_index) if map_index is not None else -1
-        context["userattrs_chunk"] = self._chunk_label()
-        results = None if self.is_dry_run else self._results_table(ti)
-        # A long wait for the vendor's quota defers the task (below): the client says so on its results.
-        # Not deferrable: the client sleeps the wait in this worker.
-        client = self._checked_client(defer_long_waits=self.deferrable and not self.is_dry_run)
-        root = self.failure_path or default_failure_root()
-        folder = failure_folder(ti, root, self._mapped_index, replaying=bool(self.replay_from))
-        engine = self._engine(client, folder, int(getattr(ti, "try_number", 1) or 1), results)
-        self._try_baseline = self._metrics_baseline(context, engine.folder.path)  # before the engine runs
-        outcome, error = None, None
-        # Objects alive now (Airflow's imports, the DAG) are moved out of the collector's sight: a sync
-        # allocates a few containers per user, and each full collection would re-scan them (measured: half
-        # of the client's CPU on a 1M-id mass update).
-        gc.collect()
-        gc.freeze()
-        try:
-            if results is not None:
-                results.open()  # before the source is read (SQLite: see ResultsTable.open)
-            outcome = self._run(engine, context, root)
-        except (FatalVendorError, RemovalLimitExceeded) as exc:  # bad credentials, no route, too many removals:
-            error = str(exc)  # no retry can help
-        except (CheckpointError, SourceConfigError) as exc:
-            raise AirflowFailException(str(exc)) from None
-        finally:
-            client.close()
-            if results is not None:
-                results.close()
-            gc.unfreeze()
-        if outcome is not None and outcome.paused and outcome.resume_at is not None:
-            metrics.carry_baseline(ti, self._try_baseline)
-            self._defer_until(outcome.resume_at, outcome)
-        report = build_report(
-            vendor=client.vendor_name,
-            conn_id=self.conn_id,
-            dry_run=bool(self.is_dry_run),
-            outcome=outcome,
-            duration_seconds=time.monotonic() - started,
-            error=error,
-            degraded=degraded,
-        )
-        ti.xcom_push(key=REPORT_KEY, value=report)
-        if self._try_baseline is not None:
-            metrics.emit(report, self._try_baseline)  # once per try, also when it fails (metrics.py)
-        self._userattrs_report = report  # read by the OpenLineage facets (lineage.py), also on failure
-        if error is not None:
-            raise AirflowFailException(error)
-        judge(
-            report,
-            try_number=int(getattr(ti, "try_number", 1) or 1),
-            retries=int(self.retries or 0),
-            max_failure_ratio=ratio(self.max_failure_ratio),
-        )
-        emit_sync_event(self, context, report)  # on success only; none for a dry run (assets.py)
-        return report
+        return self._conclude(context, run_try(self, context, resuming=False))
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
         """Resume after a deferral: the sync continues from its checkpoint (what the quota held back first).
@@ -392,28 +269,14 @@ class UserAttributesSyncOperator(BaseOperator):
         :param event: the ``DateTimeTrigger``'s event (unused: the checkpoint says where to continue).
         :return: the report, as :meth:`execute`.
         """
-        self._resuming = True  # the metrics' baseline is the one carried through the deferral (metrics.py)
-        return self.execute(context)
+        return self._conclude(context, run_try(self, context, resuming=True))
 
-    def _defer_until(self, until: float, outcome: TryOutcome) -> None:
-        """Hand the wait to the triggerer: the worker slot is freed until the vendor's quota allows more."""
-        trigger = quota_trigger(until)
-        self.log.info(
-            "The vendor's quota asks to wait until %s: deferring (%d users settled so far, the rest resumes then)",
-            trigger.moment.isoformat(timespec="seconds"),
-            outcome.total,
-        )
-        self.defer(trigger=trigger, method_name="execute_complete")
-
-    def _metrics_baseline(self, context: Any, folder: Any) -> metrics.Counts | None:
-        """The counts this try started from (``metrics.py``): carried through a deferral, else read now; None
-        when no metrics go out (none enabled, or a dry run)."""
-        if self.is_dry_run or not metrics.metrics_enabled():
-            return None
-        if getattr(self, "_resuming", False) and (carried := metrics.carried_baseline(context["ti"])):
-            return carried
-        continues = not (self.incremental and not self.replay_from)  # an incremental try starts from zero
-        return metrics.try_baseline(context, folder, continues_checkpoint=continues)
+    def _conclude(self, context: Any, finished: FinishedTry) -> dict[str, Any]:
+        """Judge the try (``verdict.py``); on success, the asset event (none for a dry run: ``assets.py``)."""
+        self._userattrs_report = finished.report  # read by the OpenLineage facets and the alert, also on failure
+        finished.conclude()
+        emit_sync_event(self, context, finished.report)
+        return finished.report
 
     def get_openlineage_facets_on_start(self) -> Any:
         """OpenLineage: tables read, vendor dataset written, column lineage (``lineage.py``); None without it."""
@@ -426,90 +289,3 @@ class UserAttributesSyncOperator(BaseOperator):
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         """OpenLineage on failure: as on complete, with the error and the counts of the report pushed."""
         return lineage.facets_on_failure(self, task_instance)
-
-    def _degraded_rules(self) -> DegradedRules:
-        """When this run is degraded (``degraded.py``), from the rendered parameters."""
-        try:
-            failure_ratio = parse_degraded_failure_ratio(self.degraded_failure_ratio)
-            after = parse_degraded_after(self.degraded_after)
-        except ValueError as exc:
-            raise AirflowFailException(f"{self.task_id}: {exc}") from None
-        return DegradedRules(
-            failure_ratio=failure_ratio,
-            when_empty=bool(self.degraded_when_empty),
-            when_postponed=bool(self.degraded_when_postponed),
-            after_seconds=after,
-            incremental=bool(self.incremental),
-            replay=bool(self.replay_from),
-        )
-
-    def _checked_client(self, *, defer_long_waits: bool) -> Client:
-        """The client, after checking the connection: one that can never work fails this try, not every retry."""
-        try:
-            return self.get_hook().get_client(defer_long_waits=defer_long_waits)
-        except ConnectionConfigError as exc:
-            raise AirflowFailException(str(exc)) from None
-
-    def _results_table(self, ti: Any) -> ResultsTable | None:
-        """This try's results table (``results_table``, ``sync/results_table.py``), or None."""
-        return results_table_of_try(
-            ti,
-            int(self._mapped_index if self._mapped_index is not None else -1),
-            table=self.results_table,
-            outcomes=self.results_outcomes,
-            conn_id=self.results_conn_id,
-            sql_conn_id=self.sql_conn_id,
-            log=self.log,
-        )
-
-    def _engine(
-        self, client: Client, folder: FailureFolder, try_number: int, results: ResultsTable | None = None
-    ) -> SyncEngine:
-        size = None if self.incremental or self.replay_from else self.source_size()
-        return SyncEngine(
-            SkippingNulls(client, self.log) if self.null_values == "skip" else client,
-            folder,
-            try_number,
-            chunk_size=self.checkpoint_every,
-            progress=Progress(self.log, self.progress_interval, size),
-            ledger=ReplayLedger(self.replay_from) if self.replay_from else None,
-            results=results,
-        )
-
-    def _run(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
-        if self.is_dry_run:
-            return engine.dry_run(self._items(ResumePoint()))
-        if self.incremental and not self.replay_from:
-            return self._run_incremental(engine, context, root)
-        return engine.run(checkpoint_store(context, engine.folder.path), self._items)
-
-    def _items(self, point: ResumePoint) -> Iterator[Item]:
-        if self.replay_from:
-            delivered = ReplayLedger(self.replay_from).delivered()
-            return sources.replay_items([self.replay_from], start=point.offset, exclude=delivered)
-        return self.source_items(point)
-
-    def _run_incremental(self, engine: SyncEngine, context: Any, root: str) -> TryOutcome:
-        ti = context["ti"]
-        key = self.state_key or f"{ti.dag_id}.{ti.task_id}"
-        diffs_in_warehouse = self.sql and self.diffs_sql_in_warehouse
-        state = incremental_state(
-            key,
-            root,
-            warehouse_conn_id=str(self.sql_conn_id) if diffs_in_warehouse else None,
-            state_table=self.state_table,
-        )
-        return run_incremental(
-            engine,
-            state,
-            self.segment(),
-            context,
-            full_refresh=truthy(self.full_refresh),
-            remove_missing=self.remove_missing and not self._is_mapped_chunk(),
-            log=self.log,
-            max_removals=self._removal_limit,
-        )
-
-    def _chunk_label(self) -> str:
-        size = self.source_size()
-        return f"{self.source_label()} ({size} users)" if size is not None else self.source_label()

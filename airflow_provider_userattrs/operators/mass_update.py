@@ -65,7 +65,7 @@ class MassUpdateOperator(UserAttributesSyncOperator):
         """
         if not self.sql:
             return sources.from_user_ids(self.user_ids or [], self.attribute, self.value, point.offset)
-        rows = self._keyed_sql_rows(None, point)
+        rows = self._query().keyed_rows(None, point)
         return sources.from_user_ids(rows, self.attribute, self.value, point.offset, skip=False)
 
     def source_size(self) -> int | None:
@@ -78,7 +78,7 @@ class MassUpdateOperator(UserAttributesSyncOperator):
         return Segment("user_id", None, self._id_records, skip_nulls=self.null_values == "skip")
 
     def _id_records(self) -> Iterator[dict[str, Any]]:
-        for raw in self._sql_rows() if self.sql else (self.user_ids or []):
+        for raw in self._query().rows() if self.sql else (self.user_ids or []):
             user_id = next(iter(raw.values()), None) if isinstance(raw, Mapping) else raw
             yield {"user_id": user_id, self.attribute: self.value}
 

@@ -72,7 +72,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
         """
         if not self.sql:
             return sources.from_records(self.records or [], self.user_id_field, self.attributes, point.offset)
-        rows = self._keyed_sql_rows(self.user_id_field, point)
+        rows = self._query().keyed_rows(self.user_id_field, point)
         return sources.from_records(rows, self.user_id_field, self.attributes, point.offset, skip=False)
 
     def source_size(self) -> int | None:
@@ -81,7 +81,7 @@ class UpdateUserAttributesOperator(UserAttributesSyncOperator):
 
     def segment(self) -> Segment:
         """The records, or the query the warehouse diffs, as the incremental state sees them."""
-        rows = self._sql_rows if self.sql else lambda: self.records or []
+        rows = self._query().rows if self.sql else lambda: self.records or []
         return Segment(
             self.user_id_field,
             self.attributes,

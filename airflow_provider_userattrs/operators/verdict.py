@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_userattrs.compat import AirflowException, AirflowFailException
@@ -36,3 +37,21 @@ def judge(report: Mapping[str, Any], *, try_number: int, retries: int, max_failu
             f"{failed} of {total} users failed ({share:.2%} > max_failure_ratio {max_failure_ratio:.2%}); "
             f"every failure with its reason: {report.get('failure_file')}"
         )
+
+
+@dataclass(frozen=True)
+class FinishedTry:
+    """A try that ran to its end (not deferred), its report pushed: what the task's verdict is made of."""
+
+    report: dict[str, Any]
+    error: str | None
+    """What stopped the sync when no retry can help (bad credentials, no route, too many removals)."""
+    try_number: int
+    retries: int
+    max_failure_ratio: float
+
+    def conclude(self) -> None:
+        """Fail the task on :attr:`error`, without retry; else judge the report (:func:`judge`)."""
+        if self.error is not None:
+            raise AirflowFailException(self.error)
+        judge(self.report, try_number=self.try_number, retries=self.retries, max_failure_ratio=self.max_failure_ratio)

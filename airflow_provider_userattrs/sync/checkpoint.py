@@ -71,6 +71,10 @@ class PacingTotals:
     """Time the task held a worker slot before its latest resumption (the triggerer held it meanwhile)."""
     started_at: float | None = None
     """Unix time this try started, before any deferral."""
+    quota_requests: int | None = None
+    """The quota the client paced to (requests per ``quota_window_seconds``), None when none was declared: what
+    the report's ``quota_used`` is measured against (:mod:`.quota_use`)."""
+    quota_window_seconds: float | None = None
 
 
 @dataclass
@@ -166,14 +170,18 @@ class SyncState:
         postponed_part: TransientPart | None = None,
         throttled_requests: int = 0,
         waited_seconds: float = 0.0,
+        quota: tuple[int, float] | None = None,
     ) -> None:
-        """Record what one chunk settled (its counts come from ``sync/engine.py``) and its part files."""
+        """Record what one chunk settled (its counts come from ``sync/engine.py``) and its part files.
+        ``quota``: the one the client paced to (:attr:`ClientStats.quota`)."""
         self.succeeded += succeeded
         self.failed += failed
         self.skipped += skipped
         self.requests_sent += requests_sent
         self.pacing.throttled_requests += throttled_requests
         self.pacing.waited_seconds += waited_seconds
+        if quota is not None:
+            self.pacing.quota_requests, self.pacing.quota_window_seconds = quota
         if rejected_part is not None:
             self.rejected_parts.append(rejected_part)
         if transient_part is not None:

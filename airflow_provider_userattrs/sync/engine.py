@@ -25,18 +25,15 @@ resends is told in ``sync/checkpoint.py``). After each saved chunk the engine ma
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_userattrs.client.sender import ClientStats
-from airflow_provider_userattrs.results import AttributeResult, UserResult, UserUpdate
 from airflow_provider_userattrs.sync import preview, storage
-from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, PacingTotals, SyncState, TransientPart
+from airflow_provider_userattrs.sync.checkpoint import CheckpointStore, PacingTotals, SyncState
+from airflow_provider_userattrs.sync.chunks import ChunkRunner, ResultsSink, SyncClient, batched
 from airflow_provider_userattrs.sync.incremental import IncrementalState, Segment
 from airflow_provider_userattrs.sync.keyset import ResumePoint
 from airflow_provider_userattrs.sync.progress import Log, Progress
@@ -47,41 +44,9 @@ from airflow_provider_userattrs.sync.report import (
     sample_failures,
 )
 from airflow_provider_userattrs.sync.sources import Item, replay_items
-from airflow_provider_userattrs.sync.tally import ChunkTally, FailureLine, settle
+from airflow_provider_userattrs.sync.tally import ChunkTally
 
 PREVIEW_USERS = 10
-
-
-class SyncClient(Protocol):
-    """What the engine needs of a vendor client (every ``Client`` is one; tests use a fake)."""
-
-    @property
-    def vendor_name(self) -> str: ...
-
-    def stats(self) -> ClientStats: ...
-
-    def validate(self, update: UserUpdate) -> tuple[UserUpdate | None, list[AttributeResult]]: ...
-
-    def update_users(self, updates: Iterable[UserUpdate]) -> Iterator[UserResult]: ...
-
-
-class ResultsSink(Protocol):
-    """Where each chunk's outcomes go besides its failure parts: the results table (``sync/results_table.py``)."""
-
-    @property
-    def every_outcome(self) -> bool:
-        """Whether a chunk keeps a line per attribute whatever its outcome (``ChunkTally.outcomes``)."""
-        ...
-
-    def write(self, tally: ChunkTally) -> None:
-        """Record what one chunk settled; called before the chunk's checkpoint (or state) moves."""
-        ...
-
-
-def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def _never() -> bool:
@@ -132,9 +97,8 @@ class SyncEngine:
         self.try_number = try_number
         self.chunk_size = chunk_size
         self.progress = progress or Progress(logging.getLogger(__name__), 30.0, None)
-        self.ledger = ledger
         self.should_pause = should_pause
-        self.results = results
+        self.chunks = ChunkRunner(client, folder, try_number, ledger, results)
         self._started = time.monotonic()
         self._resume_at: float | None = None
 
@@ -288,50 +252,10 @@ class SyncEngine:
     # -- one chunk -------------------------------------------------------------------------------------
 
     def _run_chunk(self, chunk: Sequence[Item], state: SyncState, *, resending: bool) -> ChunkTally:
-        """Send one chunk, write its failure parts, and record what it settled in ``state``."""
-        before = self.client.stats()
-        tally = self._send(chunk, resending)
-        after = self.client.stats()
+        """One chunk (``chunks.py``); one whose users the vendor's quota held back makes the try pause after it."""
+        tally = self.chunks.run(chunk, state, resending=resending)
         if tally.resume_at is not None:
             self._resume_at = max(self._resume_at or tally.resume_at, tally.resume_at)
-        number = state.chunks
-        rejected = self._part(number, "rejected", tally.rejected_lines)
-        transient = self._part(number, "transient", tally.transient_lines)
-        postponed = self._part(number, "postponed", tally.postponed_lines)
-        if self.results is not None:
-            self.results.write(tally)
-        if self.ledger is not None and tally.delivered:
-            # A unique name per replayed chunk: object stores cannot append, and runs must not overwrite.
-            self.ledger.record(tally.delivered, f"{time.time_ns()}-try{self.try_number}-{number}")
-        state.add_chunk(
-            succeeded=tally.succeeded,
-            failed=tally.failed,
-            skipped=tally.skipped,
-            requests_sent=after.requests_sent - before.requests_sent,
-            rejected_part=rejected,
-            transient_part=TransientPart(transient, tally.pending) if transient else None,
-            postponed_part=TransientPart(postponed, tally.postponed_pending) if postponed else None,
-            throttled_requests=after.throttled_requests - before.throttled_requests,
-            waited_seconds=after.waited_seconds - before.waited_seconds,
-        )
-        return tally
-
-    def _part(self, number: int, kind: str, lines: list[FailureLine]) -> str | None:
-        return self.folder.write_part(self.try_number, number, kind, lines) if lines else None
-
-    def _send(self, chunk: Sequence[Item], resending: bool) -> ChunkTally:
-        every_outcome = self.results is not None and self.results.every_outcome
-        tally = ChunkTally(delivered=[] if self.ledger is not None else None, outcomes=[] if every_outcome else None)
-        vendor = self.client.vendor_name
-        updates: list[UserUpdate] = []
-        for index, item in enumerate(chunk):
-            if item.update is None:
-                settle(tally, item, None, vendor=vendor, try_number=self.try_number, resending=resending)
-            else:
-                updates.append(dataclasses.replace(item.update, ref=index))  # the chunk index comes back
-        for result in self.client.update_users(updates):
-            item = chunk[result.ref]
-            settle(tally, item, result, vendor=vendor, try_number=self.try_number, resending=resending)
         return tally
 
     # -- the end of a try ------------------------------------------------------------------------------
