@@ -98,18 +98,20 @@ class HookSettings:
     )
     quota_requests: int | None = _setting(
         None,
-        "The account's quota: requests allowed per quota_window_seconds (e.g. DX 1000 per 60), shared by every "
-        "task using the connection; empty = not declared (429s and rate-limit headers still pace the client).",
+        "The account's quota: requests allowed per quota_window_seconds, shared by every task using the "
+        "connection. Empty: the vendor's published quota, on its own API (DX: 1000 per 60), else none; 0: not "
+        "declared, e.g. an account with another plan (429s and rate-limit headers still pace the client).",
         label="Quota: requests",
-        minimum=1,
+        minimum=0,
     )
     quota_window_seconds: float | None = _setting(
         None, "The quota's window in seconds (e.g. 60 for DX's 1,000 a minute).", label="Quota: window (s)", minimum=1
     )
     quota_store: str | None = _setting(
         None,
-        "Optional: a Redis URL (e.g. the Celery broker's, redis://host:6379/0) where every task using the "
-        "connection takes its turn from one account-wide pace (needs a declared quota and the redis extra).",
+        "Where every task using the connection takes its turn from one account-wide pace for a declared quota: a "
+        "Redis URL (redis://host:6379/0; needs the redis extra). Empty: the Celery broker's Redis where Airflow "
+        "runs Celery on Redis, else none; none: no store.",
         label="Quota store (Redis URL)",
     )
     defer_after: float = _setting(
@@ -278,10 +280,11 @@ def parse_settings(
                 f"fix it or remove it to use the default ({default})"
             ) from None
         values[spec.name] = value
-    if ("quota_requests" in values) != ("quota_window_seconds" in values):
+    requests = values.get("quota_requests")
+    if requests != 0 and (requests is not None) != ("quota_window_seconds" in values):  # 0: not declared
         raise ConnectionConfigError(
             f"{where}: a quota needs both quota_requests and quota_window_seconds (e.g. 1000 and 60 for "
-            "1,000 requests a minute); set both or neither"
+            "1,000 requests a minute); set both, or neither (0 requests: no quota)"
         )
     return HookSettings(**values)
 

@@ -1,19 +1,24 @@
-"""Quota-bound delivery (issue 14): N concurrent tasks sharing one vendor quota, and a deferring sync.
+"""Quota-bound delivery (issues 14 and 24): tasks sharing one vendor quota, and a deferring sync.
 
-    python -m benchmarks.quota            # prints the tables (also run by scripts/benchmarks.sh)
-    python -m benchmarks.quota --quick    # shorter runs
+    python -m benchmarks.quota                 # prints the tables (also run by scripts/benchmarks.sh)
+    python -m benchmarks.quota --repeat 3      # every case three times: ranges
+    python -m benchmarks.quota --quick         # shorter runs
 
 Each "task" is a process of its own (forked once Airflow and the provider are imported), as mapped chunks
 on Celery workers are, with its own hook and its own pacer; they share nothing but the sandbox, which
-enforces one account-wide quota (``quota`` setting of the sandbox: AltaTech a fixed window announced in
-``X-RateLimit-*`` on every answer, DX a sliding window answered 429 + ``Retry-After``).
+enforces one account-wide quota (``quota`` setting of the sandbox), and, in the store cases, a Redis: the
+deployment's Celery broker, found by the hooks as it is on a Celery deployment.
 
-* **quota used** = the least time the quota allows for the requests accepted, at its sustained rate
-  (``requests / window``), over the time taken (first request to last answer): the share of the account's
-  capacity the sync used while it ran. A window that starts empty lets a burst through (a sliding window
-  ``requests`` at once; fixed windows two budgets back to back across a boundary), so a short run can show
-  a little over 100 %; a long sync cannot.
-* **429s** = answers 429 / requests sent, counted by the sandbox.
+* DX-shaped: a sliding window of 200 requests per 5 s (the stand-in of issue 24: DX's real 1,000 a minute
+  has the same shape, five times the window), answered 429 + ``Retry-After`` in whole seconds; and a fixed
+  window of 40 a second, answered alike. The quota is declared on the connection except in the baseline.
+* AltaTech: a fixed window of 200 per 5 s announced in ``X-RateLimit-*`` on every answer, nothing declared.
+* **quota used** = :func:`airflow_provider_userattrs.sync.quota_use.quota_use`, the one definition the DAG's
+  summary uses: requests accepted over what the quota's sustained rate allows between the first task's start
+  and the last one's end. A window that starts empty lets a burst through, so a short run can show a little
+  over 100 %; a long sync cannot.
+* **429s** = answers 429 / requests sent, counted by the sandbox; **lost** = users not delivered.
+* **no quota**: per-user updates at 20 ms, today's client against the client before issue 24 (:mod:`.no_quota`).
 * **deferral**: one ``dag.test()`` of an AltaTech sync whose budget windows are longer than ``defer_after``;
   worker-slot seconds are the report's ``duration_seconds`` (time inside the task, summed over its
   resumptions), wall seconds its ``wall_seconds``.
@@ -32,18 +37,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_userattrs.sync.quota_use import quota_use
 from benchmarks import baselines as bl
+from benchmarks import no_quota
 from benchmarks.environment import configure_environment, preload, progress, quiet_logging
 from benchmarks.processes import run_child, run_children
 from benchmarks.report import f_int, f_sec, table
 from benchmarks.sandbox import Sandbox, set_connections
 from benchmarks.settings import CONN_IDS, LABELS
 
-DX_QUOTA = (800, 10.0)
-"""DX-shaped: 800 requests per sliding 10 s (80/s; DX's real plan is 1,000 a minute)."""
-ALTATECH_QUOTA = (200, 5.0)
-"""AltaTech-shaped: 200 requests per fixed 5 s window (40/s), announced in X-RateLimit-* headers."""
-PROCESSES = (1, 2, 4, 8)
+STORE_URL = "redis://127.0.0.1:6379/11"
+"""The store cases' Redis, standing in for a Celery broker (a database of its own, emptied before each case)."""
 
 
 @dataclass(frozen=True)
@@ -51,34 +55,62 @@ class Case:
     vendor: str
     processes: int
     users: int
-    declare: bool
-    label: str
+    quota: tuple[int, float, str]
+    """The sandbox's quota: requests, window seconds, kind (sliding or fixed)."""
+    pacing: str
+    """How the tasks pace: "declared" (quota on the connection), "store" (declared, and the Celery broker's
+    Redis), "undeclared" (429s alone), "headers" (AltaTech's budget)."""
+
+    @property
+    def label(self) -> str:
+        requests, window, kind = self.quota
+        shape = f"{requests} per {kind} {window:g} s"
+        return {
+            "declared": f"declared, no store ({shape})",
+            "store": f"declared + Redis store ({shape})",
+            "undeclared": f"not declared, 429s only ({shape}): baseline",
+            "headers": f"budget headers ({shape})",
+        }[self.pacing]
 
 
-def least_time(vendor: str, requests: int) -> float:
-    """The least time the quota allows for ``requests`` at its sustained rate (see the module docstring)."""
-    quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
-    return requests * window / quota
+DX_SLIDING = (200, 5.0, "sliding")
+DX_FIXED = (40, 1.0, "fixed")
+ALTATECH = (200, 5.0, "fixed")
+PROCESSES = (1, 2, 4, 8)
 
 
-def sandbox_quota(vendor: str) -> dict[str, Any]:
-    quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
-    kind = "sliding" if vendor == "dx" else "fixed"
-    return {vendor: {"requests": quota, "window_seconds": window, "kind": kind}}
+def cases(quick: bool) -> list[Case]:
+    """The cases of issue 24's targets, and the baseline; users for about a minute of each quota (a quarter quick)."""
+    scale = 4 if quick else 1
+    dx, fixed, alta = 2400 // scale, 1200 // scale, 1200 // scale
+    return [
+        Case("dx", 4, dx, DX_SLIDING, "declared"),
+        Case("dx", 8, dx, DX_SLIDING, "declared"),
+        Case("dx", 4, fixed, DX_FIXED, "declared"),
+        Case("dx", 4, dx, DX_SLIDING, "store"),
+        Case("dx", 8, dx, DX_SLIDING, "store"),
+        Case("dx", 4, dx, DX_SLIDING, "undeclared"),
+        *(Case("altatech", n, alta, ALTATECH, "headers") for n in PROCESSES),
+    ]
 
 
-def case_task(vendor: str, first: int, count: int, declare: bool) -> dict[str, Any]:
+def case_task(case: Case, first: int, count: int) -> dict[str, Any]:
     """One task: its own hook (and pacer) sending users ``first .. first + count``."""
     from airflow_provider_userattrs.hooks import get_hook
     from airflow_provider_userattrs.results import UserUpdate
 
-    overrides: dict[str, Any] = {}
-    if declare:
-        quota, window = DX_QUOTA if vendor == "dx" else ALTATECH_QUOTA
-        overrides = {"quota_requests": quota, "quota_window_seconds": window}
-    hook = get_hook(CONN_IDS[vendor], **overrides)
-    hook.get_conn()
-    users = list(bl.users(vendor, first + count))[first:]
+    requests, window, _ = case.quota
+    overrides: dict[str, Any] = {"quota_requests": 0}  # the sandbox is no vendor's own API: nothing by default
+    if case.pacing in ("declared", "store"):
+        overrides = {"quota_requests": requests, "quota_window_seconds": window}
+    if case.pacing == "store":  # the deployment's broker, found by the hook as on a Celery deployment
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+        os.environ["AIRFLOW__CELERY__BROKER_URL"] = STORE_URL
+    hook = get_hook(CONN_IDS[case.vendor], **overrides)
+    client = hook.get_conn()
+    if case.pacing == "store" and client.sender.pacer.shared is None:
+        raise RuntimeError(f"no quota store at {STORE_URL}")
+    users = list(bl.users(case.vendor, first + count))[first:]
     started = time.time()
     ok = sum(1 for result in hook.update_users(UserUpdate(u, v) for u, v in users) if result.ok)
     finished = time.time()
@@ -87,28 +119,31 @@ def case_task(vendor: str, first: int, count: int, declare: bool) -> dict[str, A
 
 
 def run_case(sandbox: Sandbox, case: Case) -> dict[str, Any]:
-    sandbox.prepare(quota=sandbox_quota(case.vendor))
+    requests, window, kind = case.quota
+    if case.pacing == "store":
+        import redis
+
+        redis.Redis.from_url(STORE_URL).flushdb()
+    sandbox.prepare(quota={case.vendor: {"requests": requests, "window_seconds": window, "kind": kind}})
     share = case.users // case.processes
-    args = [(case.vendor, i * share, share, case.declare) for i in range(case.processes)]
-    results = run_children(case_task, args, timeout=900)
+    results = run_children(case_task, [(case, i * share, share) for i in range(case.processes)], timeout=900)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         return {"error": errors[0]}
     stats = sandbox.client.stats()["requests"]
-    statuses = stats.get("by_status", {})
     sent = int(stats.get("total", 0))
-    throttled = int(statuses.get("429", 0))
-    accepted = sent - throttled
-    taken = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    throttled = int(stats.get("by_status", {}).get("429", 0))
+    first, last = min(r["started"] for r in results), max(r["finished"] for r in results)
+    use = quota_use(sent - throttled, throttled, first, last, requests, window)
     delivered = sum(r["ok"] for r in results)
     return {
         "users": share * case.processes,
-        "delivered": delivered,
         "lost": share * case.processes - delivered,
         "sent": sent,
         "throttled": throttled,
-        "taken": taken,
-        "quota_used": least_time(case.vendor, accepted) / taken if taken > 0 else 0.0,
+        "taken": use.span_seconds,
+        "quota_used": use.share_used or 0.0,
+        "throttled_ratio": use.throttled_ratio or 0.0,
     }
 
 
@@ -164,79 +199,127 @@ class QuotaResults:
     targets: list[tuple[str, str, bool]]
 
 
-def run_scenario(sandbox: Sandbox, quick: bool) -> QuotaResults:
-    """Every case against ``sandbox`` (already started, connections set): N tasks per vendor, then a deferral."""
-    rows: list[list[str]] = []
-    measured: list[tuple[Case, dict[str, Any]]] = []
-    for case in _cases(quick):
-        progress(f"7. quota: {case.vendor}, {case.processes} tasks, {case.label}")
-        result = run_case(sandbox, case)
-        if "error" in result:
-            rows.append([case.vendor, case.label, str(case.processes), "error", result["error"][:80]])
-            continue
-        measured.append((case, result))
-        rows.append(_case_row(case, result))
-    headers = ["vendor", "pacing from", "tasks", "users", "time s", "quota used", "429s (share)", "lost"]
-    lines = [render(rows, headers)]
-    dx_q, dx_w = DX_QUOTA
-    al_q, al_w = ALTATECH_QUOTA
+def run_scenario(
+    sandbox: Sandbox, quick: bool, repeat: int = 1, deferral: bool = True, only: str = "", compare: bool = True
+) -> QuotaResults:
+    """Every case ``repeat`` times against ``sandbox`` (started, connections set), in rounds (so that a busy
+    machine slows every case alike); then the no-quota comparison and a deferral. ``only``: the cases whose
+    pacing is one of these (comma-separated: declared, store, undeclared, headers)."""
+    chosen = [c for c in cases(quick) if not only or c.pacing in only.split(",")]
+    measured: dict[Case, list[dict[str, Any]]] = {case: [] for case in chosen}
+    for round_ in range(repeat):
+        for case in measured:
+            progress(f"7. quota ({round_ + 1}/{repeat}): {case.vendor}, {case.processes} tasks, {case.label}")
+            measured[case].append(run_case(sandbox, case))
+    headers = ["vendor", "pacing", "tasks", "users", "time s", "quota used", "429s", "lost"]
+    lines = [render([_case_row(case, results) for case, results in measured.items()], headers)]
     lines.append(
-        f"\nSandbox quotas: DX {dx_q} requests per sliding {dx_w:.0f} s (429 + `Retry-After`), AltaTech {al_q} per "
-        f"fixed {al_w:.0f} s window announced in `X-RateLimit-*`. One request per user; every task a separate "
-        "process with its own hook and default settings (32 threads), DX connections declaring the quota "
-        "(`quota_requests`/`quota_window_seconds`) except the baseline row. Quota used = the least time the quota "
-        "allows for the accepted requests at its sustained rate / the time taken (a window that starts empty lets a "
-        "burst through, so a short run can exceed 100 %)."
+        f"\n{repeat} run(s) of each case, in rounds; ranges are min-max over the runs. One request per user; every "
+        "task a separate process with its own hook and default settings (32 threads). Quota used: requests "
+        "accepted over what the quota's sustained rate allows from the first task's start to the last one's end "
+        "(`sync.quota_use`, the definition of the DAG's summary)."
     )
     targets = _targets(measured)
-    deferral_lines, deferral_target = _deferral(sandbox, quick)
-    lines += deferral_lines
-    if deferral_target is not None:
-        targets.append(deferral_target)
+    if compare:
+        rounds = 2 if quick else 3
+        progress(f"7. quota: no quota, 20 ms, today's client and the one before issue 24 (best of {rounds} rounds)")
+        speeds = no_quota.compare(rounds=rounds)
+        rows = [[c, f_int(today), f_int(before), f"{today / before:.2f}x"] for c, (today, before) in speeds.items()]
+        lines += [
+            "\n" + render(rows, ["no quota, 5,000 users", "today users/s", f"{no_quota.BEFORE} users/s", "ratio"]),
+            f"\nSame run, same sandbox, best of the rounds; {no_quota.BEFORE} is the last commit before issue 24.",
+        ]
+        worst = min(today / before for today, before in speeds.values())
+        text = ", ".join(f"{case} {today / before:.2f}x" for case, (today, before) in speeds.items())
+        targets.append(("No quota, 20 ms per request: within 5 % of before (same run)", text, worst >= 0.95))
+    if deferral:
+        deferral_lines, deferral_target = _deferral(sandbox, quick)
+        lines += deferral_lines
+        if deferral_target is not None:
+            targets.append(deferral_target)
     return QuotaResults("\n".join(lines), targets)
 
 
-def _cases(quick: bool) -> list[Case]:
-    """1, 2, 4 and 8 tasks per vendor (AltaTech paced by its headers, DX by its declared quota), then a baseline."""
-    sizes = {"dx": 2400 if not quick else 600, "altatech": 1200 if not quick else 300}
-    cases = [
-        Case(v, n, sizes[v], v == "dx", "declared quota" if v == "dx" else "headers")
-        for v in ("altatech", "dx")
-        for n in PROCESSES
-    ]
-    cases.append(Case("dx", 4, sizes["dx"], False, "undeclared (429s only): baseline"))
-    return cases
+def _span(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return fmt.format(low) if fmt.format(low) == fmt.format(high) else f"{fmt.format(low)}-{fmt.format(high)}"
 
 
-def _case_row(case: Case, result: dict[str, Any]) -> list[str]:
-    share = 100 * result["throttled"] / max(1, result["sent"])
+def _case_row(case: Case, results: list[dict[str, Any]]) -> list[str]:
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        return [LABELS[case.vendor], case.label, str(case.processes), "error", results[0]["error"][:80]]
     return [
         LABELS[case.vendor],
         case.label,
         str(case.processes),
-        f_int(result["users"]),
-        f_sec(result["taken"]),
-        f"{100 * result['quota_used']:.1f} %",
-        f"{f_int(result['throttled'])} ({share:.2f} %)",
-        f_int(result["lost"]),
+        f_int(ok[0]["users"]),
+        _span([r["taken"] for r in ok], "{:.1f}"),
+        _span([100 * r["quota_used"] for r in ok], "{:.1f}") + " %",
+        _span([100 * r["throttled_ratio"] for r in ok], "{:.2f}") + " %",
+        _span([r["lost"] for r in ok], "{:.0f}"),
     ]
 
 
-def _targets(measured: list[tuple[Case, dict[str, Any]]]) -> list[tuple[str, str, bool]]:
-    """Per vendor, over its paced runs: quota used ≥ 90 %, ≤ 2 % 429s, nothing lost."""
-    targets: list[tuple[str, str, bool]] = []
-    for vendor, how in (("altatech", "headers"), ("dx", "declared quota")):
-        runs = [(c, r) for c, r in measured if c.vendor == vendor and c.declare == (vendor == "dx")]
-        if runs:
-            shares = [r["throttled"] / max(1, r["sent"]) for _, r in runs]
-            met = all(r["quota_used"] >= 0.9 and r["lost"] == 0 for _, r in runs) and max(shares) <= 0.02
-            text = ", ".join(
-                f"{c.processes} tasks {100 * r['quota_used']:.0f} % / {100 * s:.1f} % 429s"
-                for (c, r), s in zip(runs, shares, strict=True)
-            )
-            name = f"{LABELS[vendor]} ({how}), 1-8 tasks on one quota: quota used ≥ 90 %, ≤ 2 % 429s, 0 lost"
-            targets.append((name, text, met))
+TARGETS = [
+    (
+        "DX declared, no store, sliding window, 4 and 8 tasks: ≥ 92 %, ≤ 1 % 429s, 0 lost",
+        "dx",
+        DX_SLIDING,
+        "declared",
+        0.92,
+        0.01,
+    ),
+    (
+        "A fixed window of 1 s (40 requests), 4 tasks: ≥ 88 %, ≤ 2 % 429s, 0 lost",
+        "dx",
+        DX_FIXED,
+        "declared",
+        0.88,
+        0.02,
+    ),
+    (
+        "With a store (the Celery broker's Redis), 4 and 8 tasks: ≥ 97 %, ≤ 0.5 % 429s, 0 lost",
+        "dx",
+        DX_SLIDING,
+        "store",
+        0.97,
+        0.005,
+    ),
+    (
+        "AltaTech (budget headers), 1, 2, 4 and 8 tasks: ≥ 95 %, 0 429s, 0 lost",
+        "altatech",
+        ALTATECH,
+        "headers",
+        0.95,
+        0.0,
+    ),
+]
+
+
+def _targets(measured: dict[Case, list[dict[str, Any]]]) -> list[tuple[str, str, bool]]:
+    """Issue 24's targets, each over every run of its cases (the worst run decides)."""
+    targets = []
+    for name, vendor, shape, pacing, least, most in TARGETS:
+        runs = {c: rs for c, rs in measured.items() if (c.vendor, c.quota, c.pacing) == (vendor, shape, pacing)}
+        results = [r for rs in runs.values() for r in rs]
+        if not results:
+            continue
+        ok = [r for r in results if "error" not in r]
+        met = len(ok) == len(results) and all(
+            r["quota_used"] >= least and r["throttled_ratio"] <= most and not r["lost"] for r in ok
+        )
+        text = "; ".join(_target_text(c, [r for r in rs if "error" not in r]) for c, rs in runs.items())
+        targets.append((name, text, met))
     return targets
+
+
+def _target_text(case: Case, results: list[dict[str, Any]]) -> str:
+    if not results:
+        return f"{case.processes} tasks: error"
+    used = _span([100 * r["quota_used"] for r in results], "{:.0f}")
+    throttled = _span([100 * r["throttled_ratio"] for r in results], "{:.2f}")
+    return f"{case.processes} tasks {used} % / {throttled} % 429s, {max(r['lost'] for r in results)} lost"
 
 
 def _deferral(sandbox: Sandbox, quick: bool) -> tuple[list[str], tuple[str, str, bool] | None]:
@@ -280,6 +363,10 @@ def _deferral(sandbox: Sandbox, quick: bool) -> tuple[list[str], tuple[str, str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quota")
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the scenarios)")
+    parser.add_argument("--repeat", type=int, default=1, help="run every case this many times (ranges)")
+    parser.add_argument("--no-deferral", action="store_true", help="skip the deferring sync")
+    parser.add_argument("--no-compare", action="store_true", help="skip the no-quota comparison with before")
+    parser.add_argument("--only", default="", help="only these pacings: declared, store, undeclared, headers")
     parser.add_argument("--out", help="write the Markdown section here as well")
     args = parser.parse_args(argv)
     configure_environment()
@@ -289,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     set_connections(sandbox.url, sandbox.port)
     preload()
     try:
-        results = run_scenario(sandbox, args.quick)
+        results = run_scenario(
+            sandbox, args.quick, args.repeat, not args.no_deferral, args.only, compare=not args.no_compare
+        )
     finally:
         sandbox.stop()
     text = (

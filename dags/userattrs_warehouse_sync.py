@@ -138,10 +138,10 @@ file's retryable failures; the Sync report tab's *Replay failures* button starts
 
     @task(trigger_rule="all_done", retries=0)
     def summarize(params=None, ti=None) -> dict:
-        from airflow_provider_userattrs.demo.summary import declared_quota, judge_run
+        from airflow_provider_userattrs.demo.summary import judge_run
 
+        # The run's quota use comes with it: the chunks' reports say which quota their client paced to.
         reports = ti.xcom_pull(task_ids="push_chunk", key="report") or []
-        quota = declared_quota(params["conn_id"])
-        return judge_run(reports, float(params["max_failure_ratio"]), print, quota=quota)
+        return judge_run(reports, float(params["max_failure_ratio"]), print)
 
     push >> summarize()

@@ -18,6 +18,7 @@ hook turns one into a ``slack_sdk`` client::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow_provider_userattrs import __version__
@@ -25,7 +26,7 @@ from airflow_provider_userattrs.client.clock import Clock, SystemClock
 from airflow_provider_userattrs.client.core import Client
 from airflow_provider_userattrs.client.pacing import Pacer, Quota
 from airflow_provider_userattrs.client.sender import ClientStats, Sender
-from airflow_provider_userattrs.client.shared_quota import SharedQuota, account_key
+from airflow_provider_userattrs.client.shared_quota import SharedQuota, account_key, shown_url
 from airflow_provider_userattrs.client.shared_quota import connect as connect_store
 from airflow_provider_userattrs.client.transport import Transport, Urllib3Transport
 from airflow_provider_userattrs.client.urls import check_base_url
@@ -34,6 +35,8 @@ from airflow_provider_userattrs.client.vendors import VENDORS, vendor_api
 from airflow_provider_userattrs.config import HookSettings, parse_settings
 from airflow_provider_userattrs.errors import ConnectionConfigError
 from airflow_provider_userattrs.results import UserResult, UserUpdate
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-userattrs/{__version__}"
 
@@ -45,7 +48,9 @@ __all__ = [
     "UserResult",
     "UserUpdate",
     "VendorApi",
+    "build",
     "connect",
+    "declared_quota",
     "vendor_api",
 ]
 
@@ -93,8 +98,14 @@ def build(
     defer_long_waits: bool = False,
     clock: Clock | None = None,
     transport: Transport | None = None,
+    default_quota_store: str | None = None,
 ) -> Client:
-    """A client from settings already checked (the hooks parse a connection's extras themselves)."""
+    """A client from settings already checked (the hooks parse a connection's extras themselves).
+
+    :param default_quota_store: a store the deployment already has (the hooks pass Airflow's Celery broker
+        when it is a Redis), used for a declared quota when the settings name no ``quota_store``; one that
+        cannot be used is skipped with a warning (a store the settings name is a configuration error).
+    """
     where = f"{api.label} {name}"
     url = check_base_url(
         base_url,
@@ -112,31 +123,61 @@ def build(
         transport = Urllib3Transport(
             url, headers, maxsize=settings.concurrency, verify=settings.verify_ssl, label=api.label
         )
-    quota = None
-    if settings.quota_requests and settings.quota_window_seconds:
-        quota = Quota(settings.quota_requests, settings.quota_window_seconds)
+    quota = declared_quota(api, settings, url)
     pacer = Pacer(
         clock=clock,
         requests_per_second=settings.requests_per_second,
         quota=quota,
         announces_budget=api.announces_budget,
         defer_after=settings.defer_after,
-        shared=_shared_quota(api, url, token, settings, quota, where),
+        shared=_shared_quota(api, url, token, settings, quota, where, default_quota_store),
     )
     sender = Sender(transport, api, url, settings, pacer, clock, api.label, defer_long_waits=defer_long_waits)
     return Client(api, sender, settings, name=name, secrets=(token,))
 
 
+def declared_quota(api: VendorApi, settings: HookSettings, base_url: str | None = None) -> Quota | None:
+    """The quota the client paces to: the settings' (``quota_requests`` 0: none), else the vendor's published one
+    (DX's 1,000 a minute) for a client of the vendor's own API (``base_url`` its default host); a sandbox, mock or
+    proxy declares its own."""
+    if settings.quota_requests == 0:
+        return None
+    if settings.quota_requests and settings.quota_window_seconds:
+        return Quota(settings.quota_requests, settings.quota_window_seconds)
+    published: tuple[int, float] | None = getattr(api, "published_quota", None)
+    own_api = base_url is None or (api.default_host is not None and base_url.rstrip("/") == api.default_host)
+    return Quota(*published) if published is not None and own_api else None
+
+
 def _shared_quota(
-    api: VendorApi, url: str, token: str, settings: HookSettings, quota: Quota | None, where: str
+    api: VendorApi,
+    url: str,
+    token: str,
+    settings: HookSettings,
+    quota: Quota | None,
+    where: str,
+    default_store: str | None,
 ) -> SharedQuota | None:
-    if not settings.quota_store:
+    named = (settings.quota_store or "").strip()
+    if named.lower() == "none" or not (named or default_store):
         return None
     if quota is None:
+        if not named:
+            return None  # the deployment's store paces declared quotas only
         raise ConnectionConfigError(
             f"{where}: quota_store needs a declared quota (quota_requests and quota_window_seconds)"
         )
     account = account_key(api.name, url, token)
-    return connect_store(
-        settings.quota_store, account, quota.requests, quota.window_seconds, required=True, where=where
+    store = connect_store(
+        named or str(default_store), account, quota.requests, quota.window_seconds, required=bool(named), where=where
     )
+    if store is not None and not named:
+        log.info(
+            "%s: %d requests per %g s paced account-wide in the deployment's Redis %s (the Celery broker); "
+            "quota_store 'none' turns it off",
+            where,
+            quota.requests,
+            quota.window_seconds,
+            shown_url(str(default_store)),
+        )
+    return store

@@ -12,12 +12,18 @@ alike, the vendor's own signals:
   processes the remaining budget then falls N times faster and so does everybody's pace, so N processes
   spend one budget without overrunning it (the budget decays as ``(1 - t/T)^N``, reaching 0 at the reset).
   Before the first answer of a window, one probe request goes alone.
-* **Only 429 + Retry-After** (DX, Fyno, User.com): the pace converges on the quota by AIMD. A 429 cuts the
-  pace once per reaction period to a share of what this process had accepted (multiplicative decrease);
-  each second without a 429 adds a small step (additive increase), sized from the declared quota
-  (``quota_requests`` per ``quota_window_seconds``), which is also the ceiling of one process's pace.
-  The step is small on purpose: each step past the quota costs roughly one 429 per process, and
-  processes do not cut at the same instant, so a gentle climb is what keeps 429s rare with 8 processes.
+* **A declared quota with a short window** (``quota_requests`` per ``quota_window_seconds`` under
+  :data:`SHARE_WINDOW_LIMIT`) with only 429 + ``Retry-After`` (DX, Fyno, User.com): the process learns its share
+  of each window from the 429 that says the window is full, then keeps to it, probing past it only rarely
+  (:mod:`.quota_share`). The first 429 in a row pauses ``Retry-After - 1`` (whole seconds rounded up), the next
+  ones ``Retry-After``.
+* **A declared quota with a long window** (DX's 1,000 a minute, declared by default), **or none**: the pace
+  converges by AIMD, the declared quota its ceiling. A 429 cuts the pace once per
+  reaction period to a share of what this process had accepted (multiplicative decrease); each second without
+  a 429 adds a small step (additive increase), faster after a quiet window. Each 429 pauses the process for
+  the vendor's wait.
+* **A quota store** (``quota_store``, :mod:`.shared_quota`): one account-wide pace is the last gate before a
+  request goes; the rules above only apply again if the store fails mid-sync.
 * Every wait the vendor asks for (``Retry-After``, a spent budget) is stretched by a random 0-25 %, so
   that processes that were told the same instant do not come back in lockstep.
 
@@ -29,6 +35,7 @@ that has not asked for one.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import threading
@@ -36,6 +43,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from airflow_provider_userattrs.client.clock import Clock, SystemClock
+from airflow_provider_userattrs.client.quota_share import WindowShare
 from airflow_provider_userattrs.client.shared_quota import SharedQuota
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,16 @@ QUIET_BOOST = 50.0
 process cut down early straggled at its old share after the others finished: 8 tasks sharing 800 requests per
 10 s took 136 s instead of 30 s in the simulation (22 % of the quota used); with it, 97 % and 0.7 % 429s."""
 PROBE_POLL = 0.05
+SHARE_WINDOW_LIMIT = 30.0
+"""A declared quota whose window is shorter than this (seconds) is kept as a share per window
+(:mod:`.quota_share`); a longer one is paced by AIMD. Each 429 is a reaction of at least a second: against a
+window of a few seconds that is a large part of it, and AIMD overshoots where counting a share is exact;
+against a window of a minute, AIMD's cut-and-climb is fine-grained and follows tasks that come and go at once,
+where a share would wait for a probe to find what a finished task left. Measured in the simulation
+(``tests/client/quota_sim.py``, 4 seeds, 4 tasks at once / 12 tasks through a pool of 4), share against AIMD:
+200 per 5 s 90-99 % and 0.3 % 429s against 87-89 % and 1.7 %; 400 per 10 s 88-98 % / 0.3-0.7 % against
+92-93 % / 0.8-1.4 %; 500 per 30 s in a pool 84-88 % / 0.8-1.2 % against 98-100 % / 0.7-0.8 %; DX's 1,000 per 60 s
+in a pool 87-98 % / 0.5-0.9 % against 104-107 % / 0.3 %."""
 """How often a request waiting for the probe of a new budget window looks again (seconds)."""
 
 
@@ -131,18 +149,31 @@ class Pacer:
     """When this process first heard of the current budget window (monotonic)."""
     _window_first_remaining: int = field(default=0, init=False)
     _window_last_remaining: int = field(default=0, init=False)
+    _share: WindowShare | None = field(default=None, init=False)
+    _slots: list[float] = field(default_factory=list, init=False, repr=False)
+    """Slots reserved in the quota store and not used yet (monotonic, a heap)."""
 
     def __post_init__(self) -> None:
         if self.quota is not None:
             self._rate = self.quota.rate
+            if not self.announces_budget:
+                self._share = self._window_share()
 
     # -- what callers see -----------------------------------------------------------------------------
 
     @property
     def rate(self) -> float | None:
         """The pace in force now (requests/s), or None when nothing limits it."""
-        rates = [r for r in (self.requests_per_second, self._rate) if r]
+        own = self._rate
+        if self._share is not None and self.shared is None:
+            own = self._share.pace(self.clock.monotonic())
+        rates = [r for r in (self.requests_per_second, own) if r]
         return min(rates) if rates else None
+
+    @property
+    def share(self) -> float | None:
+        """This process's share of the declared quota, requests per window, once a 429 has shown it."""
+        return self._share.share if self._share is not None else None
 
     @property
     def budget(self) -> Budget | None:
@@ -162,10 +193,14 @@ class Pacer:
             now = self.clock.monotonic()
             ready, reason = self._ready_at(now, defer)
             if ready <= now and self.shared is not None:
-                ready = now + self._shared_wait()
+                slot = self._store_slot(now)
+                if slot > now:
+                    ready, reason = slot, "the account's next slot in the quota store"
             if ready <= now:
                 # The first request of a budget window goes alone: the others wait for the budget it brings back.
                 self._probing = self.announces_budget and self._budget is None
+                if self._share is not None:
+                    self._share.on_sent(self._in_flight)
                 self._in_flight += 1
                 rate = self.rate
                 self._next_slot = max(now, self._next_slot) + (1.0 / rate if rate else 0.0)
@@ -187,11 +222,16 @@ class Pacer:
                 # This vendor (or what stands in for it) announces no budget after all: pace as one that doesn't.
                 self._probing = False
                 self.announces_budget = False
+                if self._share is None:
+                    self._share = self._window_share()
             if status == 429:
                 self._throttled(now, retry_after)
             else:
                 self._accepted.append(now)
-                self._grow(now)
+                if self._share is not None:
+                    self._share.on_accepted(now)
+                else:
+                    self._grow(now)
 
     def on_no_answer(self) -> None:
         """The request got no answer (connection error, timeout): release its slot."""
@@ -214,6 +254,12 @@ class Pacer:
         if budget is None:
             if self.announces_budget and (self._probing or self._in_flight):
                 return max(ready, now + PROBE_POLL), "waiting for the vendor's budget"
+            if self._share is not None and self.shared is None:
+                # A declared quota: this process's share of each window (:mod:`.quota_share`).
+                window_ready, interval = self._share.ready_at(now, self._in_flight)
+                self._rate = 1.0 / interval
+                if window_ready > ready:
+                    ready, reason = window_ready, "this process's share of the declared quota is used"
             return ready, reason
         spendable = budget.remaining - self._in_flight - self._others_last_moment()
         if spendable <= 0:
@@ -241,14 +287,29 @@ class Pacer:
         spent = max(0, self._window_first_remaining - self._window_last_remaining)
         return max(0, round(spent / self._window_answers) - 1)
 
-    def _shared_wait(self) -> float:
+    def _window_share(self) -> WindowShare | None:
+        """The declared quota kept as a share per window (:mod:`.quota_share`), for a window shorter than
+        :data:`SHARE_WINDOW_LIMIT`; None (AIMD) for a longer one."""
+        if self.quota is None or self.quota.window_seconds >= SHARE_WINDOW_LIMIT:
+            return None
+        return WindowShare(self.quota.requests, self.quota.window_seconds, rng=self.rng)
+
+    def _store_slot(self, now: float) -> float:
+        """When this request may go by the store: a slot this process reserved that is due, else a new one."""
         assert self.shared is not None
+        if self._slots and self._slots[0] <= now:
+            heapq.heappop(self._slots)  # reserved by a thread that came back later, or not at all
+            return now
         try:
-            return self.shared.take()
+            wait = self.shared.take()
         except Exception as exc:  # an optional store must not fail a sync: fall back to the vendor's signals
             log.warning("quota_store failed (%s): pacing from the vendor's answers only", type(exc).__name__)
             self.shared = None
-            return 0.0
+            return now
+        if wait <= 0:
+            return now
+        heapq.heappush(self._slots, now + wait)  # the thread comes back for it (or another one takes it)
+        return now + wait
 
     def _last_send_slot(self) -> float:
         rate = self.rate
@@ -270,6 +331,11 @@ class Pacer:
 
     def _throttled(self, now: float, retry_after: float | None) -> None:
         self.stats.throttled += 1
+        if self._share is not None and self.shared is None:
+            self._share.on_refused(now, self._in_flight, retry_after)
+            if retry_after:
+                self._pause(now, self._share.pause_for(retry_after))
+            return
         reaction = max(1.0, retry_after or 0.0)
         if now - self._last_cut >= reaction:
             self._last_cut = now

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airflow_provider_userattrs.sync.quota_use import QuotaUse, run_quota_use
+
 
 class UncleanRunError(RuntimeError):
     """The run delivered less than it should have; the message says what and where the details are."""
@@ -94,50 +96,16 @@ class ReasonTally:
         ]
 
 
-def declared_quota(conn_id: str) -> tuple[int, float] | None:
-    """The quota a vendor connection declares (``quota_requests`` per ``quota_window_seconds``), if any."""
-    from airflow_provider_userattrs.compat import BaseHook
-    from airflow_provider_userattrs.config import parse_settings
+def combine(
+    reports: Iterable[dict[str, Any] | None] | dict[str, Any], quota: tuple[int, float] | None = None
+) -> dict[str, Any]:
+    """One report for a whole run from its chunk reports (a missing report is a chunk that never reported).
 
-    settings = parse_settings(BaseHook.get_connection(conn_id).extra_dejson or {}, where=f"connection {conn_id!r}")
-    if settings.quota_requests and settings.quota_window_seconds:
-        return settings.quota_requests, settings.quota_window_seconds
-    return None
-
-
-def quota_used(reports: Iterable[Mapping[str, Any]], requests: int, window_seconds: float) -> dict[str, Any]:
-    """How much of a declared quota the whole run used: requests the vendor accepted over the run's span.
-
-    The span runs from the first chunk's start to the last chunk's end (``started_at``/``finished_at`` of
-    the reports), so chunks that waited their turn, or ran one after another, count as the run's time.
+    With the run's quota use (:func:`~airflow_provider_userattrs.sync.quota_use.run_quota_use`: share of the
+    quota used, 429s) when the chunks paced to a quota (their reports say which), or against ``quota``
+    (requests, window seconds) when given.
     """
-    from datetime import datetime
-
-    spans = [
-        (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
-        for r in reports
-        if r.get("started_at") and r.get("finished_at")
-    ]
-    sent = sum(int(r.get("requests_sent", 0)) for r in reports)
-    throttled = sum(int(r.get("throttled_requests", 0)) for r in reports)
-    if not spans:
-        return {}
-    seconds = (max(end for _, end in spans) - min(start for start, _ in spans)).total_seconds()
-    capacity = requests / window_seconds * max(seconds, 1e-9)
-    return {
-        "quota": {"requests": requests, "window_seconds": window_seconds},
-        "span_seconds": round(seconds, 3),
-        "requests_accepted": sent - throttled,
-        "throttled_requests": throttled,
-        "deferrals": sum(int(r.get("deferrals", 0)) for r in reports),
-        "quota_used": round(min(1.0, (sent - throttled) / capacity), 4) if capacity else None,
-    }
-
-
-def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[str, Any]:
-    """One report for a whole run from its chunk reports (a missing report is a chunk that never reported)."""
-    if isinstance(reports, dict):  # xcom_pull of a mapped task with a single chunk gives the value itself
-        reports = [reports]
+    reports = [reports] if isinstance(reports, dict) else list(reports)
     total = succeeded = failed = retryable = missing = sampled = 0
     failures: list[dict[str, Any]] = []
     tally = ReasonTally()
@@ -161,7 +129,7 @@ def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[s
         tally.update(whole)
         if report.get("failed") and report.get("failure_file"):
             files.append(str(report["failure_file"]))
-    return {
+    run = {
         "vendors": sorted(vendors),
         "total": total,
         "succeeded": succeeded,
@@ -173,6 +141,11 @@ def combine(reports: Iterable[dict[str, Any] | None] | dict[str, Any]) -> dict[s
         "failures": failures[:100],
         "failure_files": files,
     }
+    use = run_quota_use(reports, quota)
+    if use is not None:
+        run.update(use.as_dict())
+        run["deferrals"] = sum(int(r.get("deferrals", 0)) for r in reports if r)
+    return run
 
 
 def _reason_key(failure: Mapping[str, Any]) -> str:
@@ -211,12 +184,10 @@ def judge_run(
     """Log a run's outcome and raise :class:`UncleanRunError` when it is not clean.
 
     Clean: every chunk reported, no transient failure left, and rejected users within the ratio.
-    ``quota`` (requests, window seconds), when the connection declares one, adds the run's quota use.
+    ``quota``: see :func:`combine`.
     """
     reports = [reports] if isinstance(reports, dict) else list(reports)
-    run = combine(reports)
-    if quota is not None:
-        run.update(quota_used([r for r in reports if r], *quota))
+    run = combine(reports, quota)
     echo(render(run))
     problems = []
     if run["chunks_without_report"]:
@@ -235,14 +206,8 @@ def render(run: dict[str, Any]) -> str:
         f"vendor(s) {', '.join(run['vendors']) or '-'}: {run['succeeded']:,} of {run['total']:,} users delivered, "
         f"{run['failed']:,} failed ({run['retryable_users']:,} transiently)"
     ]
-    if run.get("quota_used") is not None:
-        quota = run["quota"]
-        lines.append(
-            f"  quota {quota['requests']:,} requests per {quota['window_seconds']:g} s: "
-            f"{100 * run['quota_used']:.1f} % used over {run['span_seconds']:,.0f} s "
-            f"({run['requests_accepted']:,} requests accepted, {run['throttled_requests']:,} answered 429, "
-            f"{run['deferrals']} deferrals)"
-        )
+    if run.get("quota") is not None:
+        lines.append(f"  {QuotaUse.from_dict(run).describe()}, {run.get('deferrals', 0)} deferrals")
     causes = run["reasons"]
     if causes:
         sampled = run.get("reasons_sampled_chunks")

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from airflow_provider_userattrs.client import Client, ClientStats, build
+from airflow_provider_userattrs.client import Client, ClientStats, build, declared_quota
 from airflow_provider_userattrs.client.clock import Clock
+from airflow_provider_userattrs.client.pacing import Quota
 from airflow_provider_userattrs.client.transport import Transport
 from airflow_provider_userattrs.client.urls import compose
 from airflow_provider_userattrs.client.validation import Validator
 from airflow_provider_userattrs.client.vendor import VendorApi
-from airflow_provider_userattrs.compat import BaseHook, mask_secret
+from airflow_provider_userattrs.compat import BaseHook, airflow_conf, mask_secret
 from airflow_provider_userattrs.config import HookSettings, parse_settings
 from airflow_provider_userattrs.errors import ConnectionConfigError
 from airflow_provider_userattrs.results import AttributeResult, UserId, UserResult, UserUpdate
@@ -98,6 +99,13 @@ class UserAttributesHook(BaseHook):
     def settings(self) -> HookSettings:
         return self._load()[1]
 
+    @property
+    def quota(self) -> Quota | None:
+        """The quota this connection's clients pace to: the one it declares, else the vendor's published one on
+        the vendor's own API (DX's 1,000 a minute); None when there is none (``quota_requests`` 0)."""
+        base_url, settings, _ = self._load()
+        return declared_quota(self.api, settings, base_url or self.api.default_host)
+
     def get_client(self, *, defer_long_waits: bool = False) -> Client:
         """A new client for this connection.
 
@@ -116,6 +124,7 @@ class UserAttributesHook(BaseHook):
             defer_long_waits=defer_long_waits,
             clock=self._clock,
             transport=self._transport,
+            default_quota_store=celery_redis_url(),
         )
 
     def get_conn(self) -> Client:
@@ -215,4 +224,16 @@ class UserAttributesHook(BaseHook):
         return cls.api.host_placeholder
 
 
-__all__ = ["UserAttributesHook"]
+def celery_redis_url() -> str | None:
+    """The Redis this deployment already runs for Celery (``[celery] broker_url`` with a Celery executor), or
+    None: the store a declared quota is paced through when the connection names none (``quota_store``)."""
+    try:
+        if "celery" not in str(airflow_conf.get("core", "executor", fallback="")).lower():
+            return None  # Local, Kubernetes...: the celery provider's default broker URL is no running Redis
+        url = airflow_conf.get("celery", "broker_url", fallback=None)
+    except Exception:  # no [celery] section, an unreadable setting: no default store
+        return None
+    return url if isinstance(url, str) and url.split("://", 1)[0] in ("redis", "rediss") else None
+
+
+__all__ = ["UserAttributesHook", "celery_redis_url"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow_provider_userattrs.compat import redact
 from airflow_provider_userattrs.sync.checkpoint import PacingTotals
+from airflow_provider_userattrs.sync.quota_use import quota_use
 from airflow_provider_userattrs.sync.storage import Line, writable_text
 
 MAX_REPORTED_FAILURES = 100
@@ -137,6 +138,17 @@ def build_report(
     report["started_at"] = _iso(finished - wall)
     report["finished_at"] = _iso(finished)
     report["users_per_second"] = round(total / wall, 1) if wall > 0 else None
+    if outcome is not None and pacing is not None and pacing.quota_requests and pacing.quota_window_seconds:
+        throttled = pacing.throttled_requests
+        use = quota_use(
+            outcome.requests_sent - throttled,
+            throttled,
+            finished - wall,
+            finished,
+            pacing.quota_requests,
+            pacing.quota_window_seconds,
+        )
+        report.update(use.as_dict())
     report["degraded"] = degraded(report) if degraded is not None else []
     return {key: storable(value) for key, value in report.items()}
 

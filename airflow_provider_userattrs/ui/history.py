@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from airflow_provider_userattrs.degraded import degraded_messages
+from airflow_provider_userattrs.sync.quota_use import QuotaUse, run_quota_use
 from airflow_provider_userattrs.ui.models import QUOTA_KEYS, SyncEntry
 
 REPORT_KEY = "report"
@@ -93,8 +94,15 @@ def to_entry(key: TaskKey, report: dict[str, Any], state: Any, start_date: datet
         dry_run=bool(report.get("dry_run")),
         replay="/replay/" in str(report.get("failure_file") or ""),
         degraded=degraded_messages(report.get("degraded")),
+        quota=report["quota"] if isinstance(report.get("quota"), dict) else None,
+        started_at=_text(report.get("started_at")),
+        finished_at=_text(report.get("finished_at")),
         **quota,
     )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _base_query(readable_dag_ids: Collection[str], flt: SyncFilter, *columns: Any) -> Select[Any]:
@@ -185,6 +193,8 @@ class RunPoint:
     """Sync task instances of the run (chunks) in a failed state."""
     degraded_tasks: int = 0
     """Chunks that succeeded degraded."""
+    quota_use: QuotaUse | None = None
+    """The run's share of the quota used and its 429s, over its chunks (None when no quota was declared)."""
 
     @property
     def status(self) -> str:
@@ -199,7 +209,9 @@ def is_failed(entry: SyncEntry) -> bool:
 def run_points(entries: Iterable[SyncEntry]) -> list[RunPoint]:
     """Chunks summed per (run, vendor), oldest first, as the chart draws them."""
     acc: dict[tuple[str, str, str], list[Any]] = {}
+    chunks: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for e in entries:
+        chunks.setdefault((e.dag_id, e.run_id, e.vendor or "?"), []).append(e.model_dump())
         slot = acc.setdefault((e.dag_id, e.run_id, e.vendor or "?"), [e.start_date, 0, 0, 0, 0])
         if e.start_date and (slot[0] is None or e.start_date < slot[0]):
             slot[0] = e.start_date
@@ -207,5 +219,8 @@ def run_points(entries: Iterable[SyncEntry]) -> list[RunPoint]:
         slot[2] += e.failed
         slot[3] += is_failed(e)
         slot[4] += bool(e.degraded) and not is_failed(e)
-    points = [RunPoint(d, r, v, *values) for (d, r, v), values in acc.items()]
+    points = [
+        RunPoint(d, r, v, start, delivered, failed, failed_tasks, degraded_tasks, run_quota_use(chunks[(d, r, v)]))
+        for (d, r, v), (start, delivered, failed, failed_tasks, degraded_tasks) in acc.items()
+    ]
     return sorted(points, key=lambda p: (p.start_date is None, p.start_date or datetime.min, p.run_id))

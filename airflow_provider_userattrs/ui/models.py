@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-QUOTA_KEYS = ("deferrals", "waited_seconds", "throttled_requests", "quota_used")
-"""Report keys a quota-aware sync may add; shown only when a report has them."""
+QUOTA_KEYS = ("deferrals", "waited_seconds", "throttled_requests", "throttled_ratio", "quota_used")
+"""Report keys a quota-aware sync may add; shown only when a report has them (``quota_used`` and
+``throttled_ratio`` as :mod:`airflow_provider_userattrs.sync.quota_use` defines them)."""
 
 
 class SyncEntry(BaseModel):
@@ -36,7 +37,15 @@ class SyncEntry(BaseModel):
     deferrals: int | None = None
     waited_seconds: float | None = None
     throttled_requests: int | None = None
+    throttled_ratio: Any = None
+    """429s over the requests sent."""
     quota_used: Any = None
+    """Requests accepted over what the declared quota allowed in the task's time (1.0: all of it)."""
+    quota: dict[str, Any] | None = None
+    """The quota the client paced to (``requests``, ``window_seconds``); None when none was declared."""
+    started_at: str | None = None
+    finished_at: str | None = None
+    """The report's wall-clock span (ISO 8601): what a run's quota use is measured over."""
 
 
 class SyncList(BaseModel):

@@ -180,6 +180,8 @@ def chart_svg(points: list[RunPoint], width: int = 1400, height: int = 280) -> s
             tip += f"; {p.failed_tasks} sync task(s) failed"
         elif status == "degraded":
             tip += f"; {p.degraded_tasks} sync task(s) degraded"
+        if p.quota_use is not None:
+            tip += f"; {p.quota_use.describe()}"
         if status != "ok":
             colour = FAILED if status == "failed" else DEGRADED
             parts.append(
@@ -257,6 +259,7 @@ QUOTA_LABELS = {
     "deferrals": lambda v: f"{int(v):,} deferral" + ("" if int(v) == 1 else "s"),
     "waited_seconds": lambda v: f"{float(v):,.1f} s waited",
     "throttled_requests": lambda v: f"{int(v):,} \u00d7 429",
+    "throttled_ratio": lambda v: f"{100 * float(v):.2f} % 429s",
     "quota_used": lambda v: f"{100 * float(v):.1f} % of quota",
 }
 """The quota figures of a history row, short enough for their column (the report page has them in full)."""

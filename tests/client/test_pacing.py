@@ -1,14 +1,21 @@
-"""Pacing against a vendor's quota (issue 14), on a fake clock: nobody sleeps, a minute is simulated."""
+"""Pacing against a vendor's quota (issues 14 and 24), on a fake clock: nobody sleeps, minutes are simulated.
+
+The simulations (:mod:`tests.client.quota_sim`) are deterministic: every random draw comes from a seeded
+``random.Random``, so a seed gives the same run every time. Where the outcome depends on the seed (processes
+starting at different instants), several seeds are run and the assertions hold for each.
+"""
 
 from __future__ import annotations
 
 import itertools
 import random
+import statistics
+from collections.abc import Callable
 
 import pytest
 
 from airflow_provider_userattrs.client.pacing import Budget, LongWait, Pacer, Quota
-from tests.client.quota_sim import FixedWindowVendor, SlidingWindowVendor, simulate
+from tests.client.quota_sim import FixedWindowVendor, SimResult, SlidingWindowVendor, simulate
 
 
 class Clock:
@@ -25,6 +32,29 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         self.slept += seconds
         self.now += seconds
+
+
+def busiest(times: list[float], window: float) -> int:
+    """The most of ``times`` in any ``window`` seconds."""
+    times = sorted(times)
+    return max((sum(1 for t in times if start <= t < start + window) for start in times), default=0)
+
+
+def runs(
+    seeds: int, vendor: Callable[[], SlidingWindowVendor | FixedWindowVendor], processes: int, work: int
+) -> list[SimResult]:
+    """A declared quota, ``simulate`` once per seed on a fresh ``vendor()``, each of ``processes`` getting ``work``
+    requests accepted, starting within the first half second (as forked tasks do)."""
+    results = []
+    for seed in range(1, seeds + 1):
+        starts = [random.Random(seed).uniform(0, 0.5) for _ in range(processes)]
+        results.append(
+            simulate(vendor(), processes, declare_quota=True, duration=600.0, work=work, seed=seed, starts=starts)
+        )
+    return results
+
+
+# -- no quota declared, a fixed cap, an announced budget ----------------------------------------------------------
 
 
 def test_a_fixed_cap_paces_at_the_configured_rate():
@@ -113,9 +143,9 @@ def test_requests_in_flight_count_against_the_budget():
     assert in_flight == 2
 
 
-def test_a_429_cuts_the_pace_once_per_burst_and_holds_everybody_for_a_jittered_wait():
+def test_without_a_declared_quota_a_429_cuts_the_pace_once_per_burst_and_holds_everybody_for_a_jittered_wait():
     clock = Clock()
-    pacer = Pacer(clock=clock, quota=Quota(100, 10.0), rng=random.Random(7))
+    pacer = Pacer(clock=clock, rng=random.Random(7))
     for _ in range(50):
         pacer.reserve()
         pacer.on_answer(200)
@@ -130,13 +160,14 @@ def test_a_429_cuts_the_pace_once_per_burst_and_holds_everybody_for_a_jittered_w
 
 
 def test_processes_told_the_same_wait_come_back_at_different_times():
-    returns = set()
-    for seed in range(8):
-        clock = Clock()
-        pacer = Pacer(clock=clock, quota=Quota(100, 10.0), rng=random.Random(seed))
-        pacer.on_answer(429, retry_after=30.0)
-        returns.add(round(pacer.reserve(defer=False), 3))
-    assert len(returns) == 8 and min(returns) >= 30.0 and max(returns) - min(returns) > 1.0
+    for quota, least in ((None, 30.0), (Quota(100, 10.0), 29.0)):  # a declared quota reads 30 as 29 to 30
+        returns = set()
+        for seed in range(8):
+            clock = Clock()
+            pacer = Pacer(clock=clock, quota=quota, rng=random.Random(seed))
+            pacer.on_answer(429, retry_after=30.0)
+            returns.add(round(pacer.reserve(defer=False), 3))
+        assert len(returns) == 8 and min(returns) >= least and max(returns) - min(returns) > 1.0
 
 
 def test_a_wait_longer_than_defer_after_is_handed_back_instead_of_slept():
@@ -152,7 +183,32 @@ def test_a_wait_longer_than_defer_after_is_handed_back_instead_of_slept():
     assert pacer.reserve(defer=False) >= 3600.0  # a plain hook sleeps instead
 
 
-def test_a_declared_quota_caps_one_process_at_the_quota():
+# -- a declared quota, one process ---------------------------------------------------------------------------------
+
+
+def send(pacer: Pacer, clock: Clock, until: float, answer: int = 200) -> list[float]:
+    """One thread sending until ``until`` (fake clock), every answer ``answer``; the send times."""
+    sent = []
+    while clock.now < until:
+        delay = pacer.reserve(defer=False)
+        if delay:
+            clock.sleep(delay)
+            continue
+        sent.append(clock.now)
+        pacer.on_answer(answer)
+    return sent
+
+
+def test_a_declared_quota_is_never_exceeded_by_one_process_in_any_window_and_is_used():
+    clock = Clock()
+    pacer = Pacer(clock=clock, quota=Quota(100, 10.0))
+    sent = send(pacer, clock, until=200.0)  # the fake clock starts at 100
+    assert busiest(sent, 10.0) <= 100
+    steady = [t for t in sent if t >= 120.0]  # after the start (below the quota, doubling every 2.5 s)
+    assert len(steady) >= 0.95 * 100 * (200.0 - 120.0) / 10.0
+
+
+def test_a_long_window_s_quota_caps_one_process_at_its_rate():
     clock = Clock()
     pacer = Pacer(clock=clock, quota=Quota(600, 60.0))
     for _ in range(101):
@@ -161,26 +217,120 @@ def test_a_declared_quota_caps_one_process_at_the_quota():
     assert abs(clock.slept - 10.0) < 1e-6  # 100 intervals at 10 requests/s
 
 
-@pytest.mark.parametrize("processes", [1, 2, 4, 8])
-def test_processes_sharing_a_declared_quota_converge_on_it(processes):
-    """DX-shaped: 429 + Retry-After only, the quota declared on the connection, a sliding window."""
-    result = simulate(SlidingWindowVendor(400, 10.0), processes, declare_quota=True, duration=90.0)
+def test_a_short_window_is_kept_as_a_share_and_a_long_one_paced_by_aimd():
+    """``SHARE_WINDOW_LIMIT``: a share per window where a second's reaction is a large part of the window."""
+    for window, by_share in ((5.0, True), (29.0, True), (30.0, False), (60.0, False)):
+        clock = Clock()
+        pacer = Pacer(clock=clock, quota=Quota(int(window * 20), window), rng=random.Random(1))
+        send(pacer, clock, until=100.0 + window)  # past the start
+        pacer.reserve()
+        pacer.on_answer(429, retry_after=1.0)
+        assert (pacer.share is not None) is by_share, window
+        if not by_share:
+            assert pacer.rate is not None and pacer.rate < 20.0  # AIMD: the pace was cut
+
+
+def test_a_429_makes_what_the_process_has_in_the_window_its_share_and_it_keeps_to_it():
+    clock = Clock()
+    pacer = Pacer(clock=clock, quota=Quota(400, 10.0), rng=random.Random(3))
+    first = send(pacer, clock, until=112.0)  # starts at 100 a window, doubling every 2.5 s; a window old
+    pacer.reserve()
+    pacer.on_answer(429, retry_after=1.0)  # the account's window is full: the refused request is not in it
+    in_window = sum(1 for t in first if t > clock.now - 10.0)
+    assert pacer.share == in_window
+    refused_at = clock.now
+    later = send(pacer, clock, until=clock.now + 12.0)  # no probe this early (the first comes after 22-67 s)
+    assert busiest([t for t in first if t > refused_at - 10.0] + later, 10.0) == in_window
+
+
+def test_whole_second_retry_after_is_read_as_a_bound_not_a_wait():
+    clock = Clock()
+    pacer = Pacer(clock=clock, quota=Quota(1000, 10.0), rng=random.Random(1))
+    send(pacer, clock, until=100.05)  # a few requests: still starting (a 429 this early does not end it)
+    pacer.reserve()
+    pacer.on_answer(429, retry_after=1.0)  # a sliding window at its limit: a slot frees within the second
+    assert pacer.reserve(defer=False) < 0.1
+    pacer.on_answer(429, retry_after=1.0)  # again, with no success between: a fixed window's end, wait it
+    assert 1.0 <= pacer.reserve(defer=False) <= 1.25
+    clock.now += 2.0
+    pacer.on_answer(200)
+    pacer.on_answer(429, retry_after=4.0)  # the window was filled in a burst: nothing frees for 3 to 4 s
+    assert 3.0 <= pacer.reserve(defer=False) <= 3.75
+
+
+# -- N processes on one quota (the simulation) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [4, 8])
+def test_processes_sharing_a_declared_sliding_quota_use_it_with_few_429s(processes):
+    """DX-shaped (issue 24): 429 + whole-second Retry-After only, 200 per sliding 5 s, 2,400 requests split
+    evenly. Before: 83-92 % of the sustained rate used with 1.6-3.5 % of requests answered 429."""
+    results = runs(5, lambda: SlidingWindowVendor(200, 5.0), processes, work=2400 // processes)
+    used = [r.quota_used for r in results]
+    assert statistics.mean(used) >= 0.95 and min(used) >= 0.88, results
+    assert max(r.throttled_share for r in results) <= 0.01, results
+
+
+def test_processes_sharing_a_short_fixed_window_use_it_with_few_429s():
+    """A fixed window of 40 per second, 429 + Retry-After 1 (the time to its end, rounded up), 4 processes.
+    Before: 69-77 % used with 4.8-6.4 % 429s."""
+    results = runs(5, lambda: FixedWindowVendor(40, 1.0, announces_budget=False), 4, work=300)
+    assert min(r.quota_used for r in results) >= 0.80, results
+    assert max(r.throttled_share for r in results) <= 0.02, results
+
+
+def test_tasks_in_a_pool_that_start_and_finish_at_different_times_share_dx_s_quota():
+    """DX's own quota (1,000 a minute, sliding), 16 chunks of 600 users through a pool of 4 slots: each chunk
+    starts a second after another finishes, into a window still full of the finished one's requests."""
+    for seed in (1, 2):
+        result = simulate(
+            SlidingWindowVendor(1000, 60.0),
+            16,
+            declare_quota=True,
+            duration=3600.0,
+            work=600,
+            seed=seed,
+            slots=4,
+        )
+        assert result.quota_used >= 0.90, result
+        assert result.throttled_share <= 0.015, result
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_task_starting_as_another_finishes_takes_over_its_share(seed):
+    """Four tasks one window apart, each alone able to spend the quota: a newcomer finds the window full of its
+    predecessor's requests (a 429 with a slot free within the second) and takes its pace over a whole window as
+    its share, instead of the few requests it got in the part of the window it has lived (seed 1: 89 % used)."""
+    result = simulate(
+        SlidingWindowVendor(400, 10.0),
+        4,
+        declare_quota=True,
+        duration=600.0,
+        work=400,
+        starts=[0, 10, 20, 30],
+        seed=seed,
+    )
     assert result.quota_used >= 0.90, result
-    assert result.throttled_share <= 0.02, result
+    assert result.throttled_share <= 0.015, result
+
+
+@pytest.mark.parametrize("processes", [2, 4, 8])
+def test_tasks_with_a_share_of_the_work_each_finish_together_instead_of_straggling(processes):
+    """Each task has its share of 2,400 users on 800 per sliding 10 s: nobody straggles at an old share."""
+    vendor = SlidingWindowVendor(800, 10.0)
+    result = simulate(vendor, processes, declare_quota=True, duration=600.0, work=2400 // processes)
+    assert result.quota_used >= 0.88, result  # 30 s of quota; 136 s with 8 tasks before issue 14's fix
+    assert result.throttled_share <= 0.01, result
 
 
 @pytest.mark.parametrize("processes", [1, 2, 4, 8])
 def test_processes_sharing_an_announced_budget_spend_it_without_overrunning(processes):
     """AltaTech-shaped: the budget on every answer, a fixed window, nothing declared."""
     result = simulate(FixedWindowVendor(100, 10.0), processes, declare_quota=False, duration=90.0)
-    assert result.quota_used >= 0.90, result
-    assert result.throttled_share <= 0.02, result
+    assert result.quota_used >= 0.95, result
+    assert result.throttled == 0, result
 
 
-@pytest.mark.parametrize("processes", [2, 4, 8])
-def test_tasks_with_a_share_of_the_work_each_finish_together_instead_of_straggling(processes):
-    """Each task has its share of 2,400 users: when some finish, the others take over the freed quota."""
-    vendor = SlidingWindowVendor(800, 10.0)
-    result = simulate(vendor, processes, declare_quota=True, duration=600.0, work=2400 // processes)
-    assert result.quota_used >= 0.90, result  # 30 s of quota; it took 136 s with 8 tasks before the quiet boost
-    assert result.throttled_share <= 0.02, result
+def test_one_process_alone_gets_the_whole_declared_quota_without_a_429():
+    result = simulate(SlidingWindowVendor(200, 5.0), 1, declare_quota=True, duration=600.0, work=2400)
+    assert result.quota_used >= 0.97 and result.throttled == 0, result

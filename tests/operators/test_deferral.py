@@ -57,3 +57,26 @@ def test_outside_a_task_the_hook_sleeps_through_the_same_wait(sandbox, monkeypat
     results = list(hook.update_users(UserUpdate(f"p{i}@example.com", {"plan": "pro"}) for i in range(3)))
     assert all(r.ok and not r.postponed for r in results)
     assert hook.waited_seconds >= 2.0
+
+
+def test_a_deferred_sync_paced_to_a_quota_reports_the_share_it_used_over_its_whole_try(dag_harness, sandbox):
+    """Issue 24: the report says how well the declared quota was used, counted over every resumption."""
+    sandbox.script([{"delay": 0, "vendor": "dx"}] * 6 + [{"status": 429, "retry_after": "3", "vendor": "dx"}])
+    result = dag_harness.run(
+        "defer_quota_dx",
+        f"""
+        UpdateUserAttributesOperator(
+            task_id="push", conn_id="dx_default", user_id_field="{USER_ID_FIELD["dx"]}",
+            records={records_literal("dx", 30)}, checkpoint_every=10, defer_after=1,
+            hook_params={{"concurrency": 1, "quota_requests": 6000, "quota_window_seconds": 60}},
+        )
+        """,
+    )
+    assert result.state == "success"
+    report = result.xcom("push")
+    assert report["deferrals"] == 1 and report["succeeded"] == 30
+    assert report["quota"] == {"requests": 6000, "window_seconds": 60.0}
+    assert (report["requests_accepted"], report["throttled_requests"]) == (30, 1)
+    assert report["throttled_ratio"] == round(1 / 31, 4)
+    # 30 accepted over the try's wall time (the 3 s wait included) at 100 a second: a small share, not none.
+    assert 0 < report["quota_used"] < 30 / (100 * 3.0)

@@ -88,3 +88,16 @@ def test_degraded_is_what_the_judge_says_of_the_finished_report_and_empty_withou
     )
     assert [d["rule"] for d in judged["degraded"]] == ["failed_share", "slow"]
     assert judged["degraded"][0]["message"] == "1 of 4 users failed (25.00%, above degraded_failure_ratio 10.00%)"
+
+
+def test_a_sync_paced_to_a_quota_reports_the_share_it_used_and_its_429s():
+    """Issue 24: next to the counts, how well the quota was used, as :mod:`.quota_use` defines it."""
+    pacing = PacingTotals(throttled_requests=1, quota_requests=60, quota_window_seconds=60.0)
+    pacing.started_at = time.time() - 10.0
+    paced = report(outcome(try_number=1, skipped_attributes=0, pacing=pacing))
+    assert paced["quota"] == {"requests": 60, "window_seconds": 60.0}
+    assert paced["requests_accepted"] == 4 and paced["throttled_ratio"] == 0.2  # 1 of the 5 requests sent
+    # 4 accepted in about 10 s of a quota of one a second: about 40 %.
+    assert 0.35 < paced["quota_used"] <= 0.4
+    unpaced = report(outcome(try_number=1, skipped_attributes=0, pacing=PacingTotals(started_at=time.time())))
+    assert not {"quota", "quota_used", "throttled_ratio"} & set(unpaced)

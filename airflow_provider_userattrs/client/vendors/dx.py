@@ -91,6 +91,9 @@ class DXApi:
     window_setting: str | None = None
     announces_budget = False
     alternate_methods: Mapping[str, tuple[str, ...]] = {}
+    published_quota: tuple[int, float] | None = (1000, 60.0)
+    """DX's documented rate limit: 1,000 requests a minute per account, sliding window. The quota a connection
+    to DX's own API declares when it declares none (``quota_requests`` 0: not declared, another plan)."""
 
     def api_root(self, settings: HookSettings, name: str) -> str:
         return ""

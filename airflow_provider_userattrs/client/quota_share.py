@@ -1,0 +1,236 @@
+"""One process's share of a declared quota, learnt from the vendor's 429s and then kept, not probed past.
+
+A vendor that answers only ``429`` + ``Retry-After`` (DX, Fyno, User.com) tells a process nothing until its
+quota is spent, and N processes that do not know each other share it. Pacing a *rate* by AIMD, as
+:class:`~.pacing.Pacer` does without a declared quota, probes past a short window's quota again and again:
+1.5-3 % of the requests answered 429 and 15 % of the quota unused with 4 to 8 processes on 200 per 5 s
+(issue 24). With the quota declared (``requests`` per ``window``), a process can instead keep what it got. The
+pacer does so for windows shorter than :data:`~.pacing.SHARE_WINDOW_LIMIT` (where AIMD does better, see there):
+
+* **Its share is a count per window.** When a 429 says the account's window is full, what this process has in
+  that window (accepted and in flight) is its share of it, measured rather than guessed. From then on it never has
+  more than that in any window: a request goes when one of its own leaves the window. Every process doing so,
+  the shares add up to the quota and nobody draws a 429 any more, whatever their number. The count is of the
+  last ``window`` seconds, which bounds a fixed window too.
+* **A process younger than the window** that is refused with a slot free within the second (``Retry-After``
+  1) came into a window already full of steady traffic, not into a burst: what it got is its pace over part of a
+  window, so its share is that pace over a whole window (tasks one window apart on 100 per 5 s: 27 % of the
+  quota used with one seed, 76 % with this rule; 12 tasks through a pool of 4 on 200 per 5 s: 84-91 % before,
+  90-96 % with it).
+* **A new process starts below its share**: at a quarter of the quota, doubling every quarter window until
+  its first 429 (processes starting together then get even shares, and a lone one the whole quota). A 429
+  before it has a sixteenth of the quota does not end its start: the window is full of another process's
+  requests about to leave (it just finished), not of shares.
+* **It probes rarely, and gives back what a probe took.** Another process finishing leaves its share unused
+  until someone asks for more: about every 45 s (randomised, so processes do not probe together, and never more
+  often than once per 500 of the account's requests), a process sends past its share, one request, then
+  doubling every second. Accepted requests at a full window are usually taken from another process's next
+  turn (the slot it was about to reuse), so a probe counts as finding room only if ``PROBE_FOUND`` of them were
+  accepted; one that did not keeps the old share and leaves the taken slots to their owner.
+* **A process that lost share, or has almost none, probes four times sooner** (one with almost none as soon as
+  a long ``Retry-After`` is over); one whose turns keep being taken (two 429s within a window while within its
+  share) lets the other have them, and 5 % more.
+* ``Retry-After`` is read as what it measures: whole seconds rounded up, so the wait is over in ``R - 1`` to
+  ``R`` seconds. The first 429 in a row pauses this process ``R - 1`` (a sliding window at its limit frees a
+  slot within the second: ``R`` is 1 and the pause none), the next ones ``R`` (a fixed window's end).
+
+Measured in the simulation of ``tests/client/quota_sim.py`` (separate pacers, 32 threads each, 20 ms latency,
+eight seeds; "used" is accepted requests over the declared rate times the time taken), against AIMD: a sliding
+window of 200 per 5 s with whole-second ``Retry-After``, 2,400 requests, 4 and 8 processes: 99-101 % used with
+0.2-0.3 % and 0.5-0.7 % 429s (AIMD: 84-89 % / 1.6-1.8 %, 86-92 % / 3.0-3.5 %); a fixed window of 40 per second, 4
+processes: 92-99 % with 0.3-1.0 % (AIMD: 72-80 % / 5.0-6.1 %). What it gives up: processes that learnt unequal
+shares keep them until a probe, so with equal work the one with the least finishes last (4 processes started 30
+to 120 ms apart on the fixed window of 40 a second: 80-90 % used, 0.3-0.7 % 429s; AIMD 75-82 % / 4.8-6.2 %). A
+quota store (:mod:`.shared_quota`) has neither cost.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+START_SHARE = 0.25
+"""A new process starts at this share of the quota per window..."""
+START_DOUBLING = 0.25
+"""...doubling every this many windows (at most every 15 s) until its first 429."""
+CATCH_UP = 1.25
+"""A process may go this much faster than its share per second, to catch up after a wait (its count per
+window is still its share)."""
+PROBE_SECONDS = 45.0
+"""A process probes past its share about this often (uniformly 0.5x-1.5x)..."""
+PROBE_MIN_REQUESTS = 500
+"""...and never more often than once per this many requests of the whole quota (slow quotas: an hourly one)."""
+PROBE_FOUND = 4
+"""Requests past its share a probe must have had accepted to count as finding room (or a tenth of the share)."""
+LOST = 0.8
+"""A process left with less than this share of its count lost it to another: it probes four times sooner."""
+START_MIN = 1 / 16
+"""A 429 before a new process has this share of the quota does not end its start."""
+STARVED = 1 / 16
+"""A process with less than this share of the quota probes four times sooner."""
+SOONER = 4.0
+TAKEN_LIMIT = 2
+"""429s within one window, while within its share, after which a process lets the others have those turns."""
+YIELD = 0.05
+"""...and this share more."""
+REACT = 0.1
+"""429s within this share of a window of one another are one event (requests already in flight)."""
+IN_FLIGHT_POLL = 0.05
+"""How often a request waiting for this process's requests in flight to answer looks again (seconds)."""
+
+
+@dataclass
+class WindowShare:
+    """This process's share of a declared quota of ``requests`` per ``window`` seconds (not thread-safe: the
+    :class:`~.pacing.Pacer` holds its lock around every call)."""
+
+    requests: int
+    window: float
+    rng: random.Random = field(default_factory=random.Random)
+
+    allowance: float = field(default=0.0, init=False)
+    """Requests this process may have in the current window."""
+    refused_in_a_row: int = field(default=0, init=False)
+    _base: float | None = field(default=None, init=False)
+    """The share learnt from the last 429 (None: still starting)."""
+    _started: float | None = field(default=None, init=False)
+    _probe_since: float | None = field(default=None, init=False)
+    _refused_at: float = field(default=-math.inf, init=False)
+    _hold: float | None = field(default=None, init=False)
+    _sooner: bool = field(default=False, init=False)
+    _probes_in_flight: int = field(default=0, init=False)
+    _gained: int = field(default=0, init=False)
+    _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
+    _taken: deque[float] = field(default_factory=deque, init=False, repr=False)
+
+    @property
+    def share(self) -> float | None:
+        """Requests per window this process found to be its share (None before its first 429)."""
+        return self._base
+
+    def pace(self, now: float) -> float:
+        """Requests per second this process may go at now (faster than its share by ``CATCH_UP``)."""
+        return self._allowance(now) * CATCH_UP / self.window
+
+    def ready_at(self, now: float, in_flight: int) -> tuple[float, float]:
+        """When this process's share lets its next request go, and the least interval between two."""
+        self._prune(now)
+        allowance = self.allowance = self._allowance(now)
+        used = len(self._accepted) + in_flight
+        excess = used - max(1, math.floor(allowance)) + 1
+        ready = now
+        if excess > len(self._accepted):
+            ready = now + IN_FLIGHT_POLL  # its requests in flight fill the share: wait for their answers
+        elif excess > 0:
+            # When enough of its own requests leave the window, or its share grows (it starts or probes) first.
+            ready = min(self._accepted[excess - 1] + self.window, self._grows_to(used + 1, now))
+        return ready, self.window / (allowance * CATCH_UP)
+
+    def on_sent(self, in_flight: int) -> None:
+        """A request goes (``in_flight`` before it): past the share, it is a probe."""
+        if self._base is not None and len(self._accepted) + in_flight >= self._base:
+            self._probes_in_flight += 1
+
+    def on_accepted(self, now: float) -> None:
+        self._accepted.append(now)
+        self.refused_in_a_row = 0
+        if self._probes_in_flight:
+            self._probes_in_flight -= 1
+            self._gained += 1
+
+    def on_refused(self, now: float, in_flight: int, retry_after: float | None = None) -> None:
+        """A 429: the account's window is full. ``in_flight``: this process's other requests still out;
+        ``retry_after``: the vendor's wait, if it said one."""
+        self.refused_in_a_row += 1
+        probe = self._probes_in_flight > 0
+        if probe:
+            self._probes_in_flight -= 1
+        if now - self._refused_at < REACT * self.window:
+            return
+        self._prune(now)
+        count = float(len(self._accepted) + in_flight)
+        if self._base is None:  # the end of the start: what this process got is its share
+            if count < START_MIN * self.requests:
+                self._refused_at = now
+                return  # a window full for a moment (another process's requests about to leave): not yet
+            elapsed = now - (self._started if self._started is not None else now)
+            if retry_after is not None and retry_after <= 1.0 and elapsed < self.window:
+                # A slot frees within the second: the window was full of steady traffic before this process came
+                # (a burst into an empty window frees nothing for longer). What it got since is its pace, not yet
+                # a window's worth: its share is that pace over a whole window.
+                count = max(count, min(self.allowance, count * self.window / max(elapsed, 1.0)))
+            self._base = count
+        elif probe and self._gained < max(PROBE_FOUND, self._base / 10):
+            pass  # no room: keep the share, leave the turns it took to their owner
+        elif probe:  # it found room, now taken
+            self._base = count
+        else:  # another process took this one's turns
+            self._taken.append(now)
+            if len(self._taken) < TAKEN_LIMIT:
+                return
+            self._sooner = self._sooner or count < LOST * self._base
+            self._base = count * (1 - YIELD)
+            self._taken.clear()
+        self._base = max(1.0, self._base)
+        self._hold = None
+        if retry_after is not None and retry_after >= 2 and self._base < STARVED * self.requests:
+            # The window is full of requests that start leaving only then (another process's, finished): a
+            # process with almost no share asks for more as soon as they do, not a probe period later.
+            self._hold = retry_after
+        self._probe_since = None
+        self._refused_at = now
+
+    def pause_for(self, retry_after: float) -> float:
+        """How long to hold every request after this 429's ``Retry-After`` (before the jitter)."""
+        return max(0.0, retry_after - 1.0) if self.refused_in_a_row <= 1 else retry_after
+
+    # -- rules ----------------------------------------------------------------------------------------
+
+    def _allowance(self, now: float) -> float:
+        if self._started is None:
+            self._started = now
+        if self._base is None:
+            doubling = min(self.window * START_DOUBLING, 15.0)
+            allowance = self.requests * START_SHARE * 2 ** ((now - self._started) / doubling)
+        else:
+            if self._probe_since is None and now - self._refused_at >= self._probe_after():
+                self._probe_since, self._gained, self._sooner = now, 0, False
+            allowance = self._base
+            if self._probe_since is not None:  # one request past the share, then doubling every second
+                doubling = min(self.window * START_DOUBLING, 1.0)
+                allowance += 2 ** ((now - self._probe_since) / doubling) - 1
+        return max(1.0, min(float(self.requests), allowance))
+
+    def _grows_to(self, count: int, now: float) -> float:
+        """The earliest time this process may have ``count`` requests in a window without one leaving."""
+        if count > self.requests:
+            return math.inf
+        if self._base is None:
+            doubling = min(self.window * START_DOUBLING, 15.0)
+            assert self._started is not None
+            return max(now, self._started + doubling * math.log2(count / (self.requests * START_SHARE)))
+        probe_at = self._probe_since
+        if probe_at is None:
+            probe_at = self._refused_at + self._probe_after()
+        doubling = min(self.window * START_DOUBLING, 1.0)
+        return max(now, probe_at + doubling * math.log2(max(1.0, count + 1 - self._base)))
+
+    def _probe_after(self) -> float:
+        """Seconds after the last 429 before the next probe: drawn once per 429."""
+        if self._hold is None:
+            assert self._base is not None
+            rate = self.requests / self.window
+            mean = max(PROBE_MIN_REQUESTS / rate, PROBE_SECONDS)
+            if self._sooner or self._base < STARVED * self.requests:
+                mean /= SOONER
+            self._hold = mean * self.rng.uniform(0.5, 1.5)
+        return self._hold
+
+    def _prune(self, now: float) -> None:
+        edge = now - self.window
+        while self._accepted and self._accepted[0] <= edge:
+            self._accepted.popleft()
+        while self._taken and self._taken[0] <= edge:
+            self._taken.popleft()
