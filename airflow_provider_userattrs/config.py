@@ -99,8 +99,9 @@ class HookSettings:
     quota_requests: int | None = _setting(
         None,
         "The account's quota: requests allowed per quota_window_seconds, shared by every task using the "
-        "connection. Empty: the vendor's published quota, on its own API (DX: 1000 per 60), else none; 0: not "
-        "declared, e.g. an account with another plan (429s and rate-limit headers still pace the client).",
+        "connection. Not set: the vendor's published quota, on its own API (DX: 1000 per 60, which DX's form "
+        "shows), else none; emptied or 0: not declared, e.g. an account with another plan (429s and rate-limit "
+        "headers still pace the client).",
         label="Quota: requests",
         minimum=0,
     )
@@ -143,6 +144,9 @@ class HookSettings:
 SETTING_FIELDS: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(HookSettings)
 _TYPES: dict[str, Any] = typing.get_type_hints(HookSettings)
 KNOWN_EXTRAS = frozenset(f.name for f in SETTING_FIELDS)
+BLANK_IS_ZERO = frozenset({"quota_requests"})
+"""Settings whose emptied field means 0 (turned off) rather than the default: the form shows DX's published quota,
+and a user on another plan empties it to declare none."""
 
 
 def _kind(name: str) -> type:
@@ -266,6 +270,9 @@ def parse_settings(
                 extra.get(spec.name),
             )
         )
+        if spec.name in BLANK_IS_ZERO and isinstance(raw, str) and not raw.strip():
+            values[spec.name] = 0  # a field the user emptied (the form shows the default): turned off
+            continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue  # the default
         kind = _kind(spec.name)
@@ -289,8 +296,12 @@ def parse_settings(
     return HookSettings(**values)
 
 
-def form_fields(vendor: str) -> dict[str, dict[str, Any]]:
-    """The connection form's extra fields for ``vendor`` (Airflow's ``conn-fields``), from the settings."""
+def form_fields(vendor: str, defaults: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The connection form's extra fields for ``vendor`` (Airflow's ``conn-fields``), from the settings.
+
+    :param defaults: values the form shows for this vendor where the settings have none (DX's published quota).
+    """
+    defaults = defaults or {}
     json_types = {int: "integer", float: "number", bool: "boolean", str: "string", dict: "string"}
     fields: dict[str, dict[str, Any]] = {}
     for spec in SETTING_FIELDS:
@@ -305,6 +316,7 @@ def form_fields(vendor: str) -> dict[str, dict[str, Any]]:
         if meta.get("choices"):
             schema["enum"] = list(meta["choices"])
         default = spec.default if spec.default is not dataclasses.MISSING else None
+        default = defaults.get(spec.name, default)
         if default is not None:
             schema["default"] = default
         description = meta["doc"] + (f" Default: {default}." if default not in (None, "") else "")

@@ -44,7 +44,19 @@ def _integration(name: str, doc_url: str) -> dict[str, Any]:
     }
 
 
-def _connection_type(conn_type: str, hook: str, name: str, host_placeholder: str, token_label: str) -> dict[str, Any]:
+DX_PUBLISHED_QUOTA = {"quota_requests": 1000, "quota_window_seconds": 60.0}
+"""What DX's form shows: DX's published quota (``client/vendors/dx.py``, ``published_quota``; a test keeps them
+equal). Written here, not imported, so that reading the provider metadata imports no vendor client."""
+
+
+def _connection_type(
+    conn_type: str,
+    hook: str,
+    name: str,
+    host_placeholder: str,
+    token_label: str,
+    defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "connection-type": conn_type,
         "hook-class-name": f"airflow_provider_userattrs.hooks.{hook}",
@@ -54,7 +66,7 @@ def _connection_type(conn_type: str, hook: str, name: str, host_placeholder: str
             "relabeling": {"host": "API base URL", "password": token_label},
             "placeholders": {"host": host_placeholder, "password": "paste the API token"},
         },
-        "conn-fields": form_fields(conn_type),
+        "conn-fields": form_fields(conn_type, defaults),
     }
 
 
@@ -96,7 +108,9 @@ def get_provider_info() -> dict[str, Any]:
                 "altatech", "altatech.AltaTechHook", "AltaTech", "https://altatech.ai", "API key (Bearer)"
             ),
             _connection_type("fyno", "fyno.FynoHook", "Fyno", "https://api.fyno.io", "API key (Bearer)"),
-            _connection_type("dx", "dx.DXHook", "DX", "https://api.getdx.com", "API token (users:write)"),
+            _connection_type(
+                "dx", "dx.DXHook", "DX", "https://api.getdx.com", "API token (users:write)", DX_PUBLISHED_QUOTA
+            ),
             _connection_type(
                 "usercom",
                 "usercom.UserComHook",

@@ -196,3 +196,18 @@ def test_the_api_server_draws_the_vendor_fields(airflow_db):
     assert form["extra"]["workspace_id"]["schema"]["title"] == "Workspace ID"
     assert form["extra"]["version"]["schema"]["enum"] == ["live", "test"]
     assert form["extra"]["version"]["value"] == "live"
+
+
+def test_dx_s_form_shows_dx_s_published_quota_and_an_emptied_field_declares_none():
+    """Issue 24: a new DX connection declares DX's 1,000 a minute without its user reading DX's docs; a user on
+    another plan empties the field (or sets 0) to declare none."""
+    from airflow_provider_userattrs.client import vendor_api
+    from airflow_provider_userattrs.config import parse_settings
+
+    forms = {c["connection-type"]: c["conn-fields"] for c in get_provider_info()["connection-types"]}
+    dx = forms["dx"]
+    published = vendor_api("dx").published_quota
+    assert (dx["quota_requests"]["schema"]["default"], dx["quota_window_seconds"]["schema"]["default"]) == published
+    assert "default" not in forms["altatech"]["quota_requests"]["schema"]  # AltaTech announces its budget
+    assert parse_settings({"quota_requests": "", "quota_window_seconds": ""}, where="dx").quota_requests == 0
+    assert parse_settings({}, where="dx").quota_requests is None  # not set: the vendor's published quota
