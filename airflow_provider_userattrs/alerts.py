@@ -26,6 +26,7 @@ import asyncio
 import copy
 import html
 import inspect
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -376,7 +377,7 @@ def _render(kind: str, parts: _Parts, report: Mapping[str, Any]) -> AlertMessage
         subject=_masked(parts.subject),
         text=_masked(text),
         html=_masked(body),
-        slack=_masked(slack_text),
+        slack=_slack_masked(slack_text),
         report_url=parts.report_url,
         report=dict(report),
     )
@@ -385,6 +386,17 @@ def _render(kind: str, parts: _Parts, report: Mapping[str, Any]) -> AlertMessage
 def _masked(text: str) -> str:
     """Every text of an alert through Airflow's secrets masker (what the task registered: its tokens)."""
     return str(redact(text))
+
+
+_SLACK_CODE = re.compile(r"(`[^`\n]*`)")
+
+
+def _slack_masked(text: str) -> str:
+    """The Slack text masked, each hidden secret shown as inline code (`` `***` ``): mrkdwn has no escape for ``*``,
+    so the masker's ``***`` would open or close bold (``Invalid token ***`` would lose its stars, or embolden what
+    follows up to the next one); code spans already there are left as they are."""
+    parts = _SLACK_CODE.split(_masked(text))
+    return "".join(part if i % 2 else part.replace("***", "`***`") for i, part in enumerate(parts))
 
 
 # ------------------------------------------------------------------------------------------------ the notifier
@@ -505,7 +517,7 @@ class SyncAlert(BaseNotifier):
         if isinstance(self.notifier, BaseNotifier):
             inner = copy.copy(self.notifier)
         else:
-            inner = self.notifier(**self.notifier_kwargs)
+            inner = self.notifier(**{**_required_fields(self.notifier), **self.notifier_kwargs})
         slack = type(inner).__module__.startswith("airflow.providers.slack")
         template_fields = set(getattr(inner, "template_fields", ()) or ())
         for name, source in FILLED_FIELDS.items():
@@ -542,6 +554,18 @@ class SyncAlert(BaseNotifier):
         else:
             await asyncio.to_thread(inner, context)
         self.log.info("userattrs alert sent (%s): %s", message.kind, message.subject)
+
+
+def _required_fields(notifier_class: Any) -> dict[str, str]:
+    """The fields SyncAlert fills that ``notifier_class`` cannot be built without, left empty for SyncAlert to fill
+    (the Slack provider's notifiers require ``text``): a class or path with only its connection in
+    ``notifier_kwargs`` then works."""
+    try:
+        parameters = inspect.signature(notifier_class).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: "" for p in parameters if p.name in FILLED_FIELDS and p.kind in kinds and p.default is p.empty}
 
 
 def _left_unset(notifier: Any, name: str) -> bool:

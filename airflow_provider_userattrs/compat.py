@@ -130,7 +130,8 @@ def reset_plugins() -> None:
     """Make Airflow load its plugins again on next use (for tests and tools that add a plugin at run time).
 
     Airflow 3.2 caches them in functions (``cache_clear``); 3.0 and 3.1 keep them in module-level lists that
-    ``ensure_plugins_loaded()`` and the ``initialize_*`` functions fill when they are ``None``."""
+    ``ensure_plugins_loaded()`` and the ``initialize_*`` functions fill when they are ``None``, and skip a plugin
+    whose name is in ``loaded_plugins`` (so that set is emptied too)."""
     from airflow import plugins_manager
 
     cleared = False
@@ -154,9 +155,10 @@ def reset_plugins() -> None:
     ):
         if hasattr(plugins_manager, name):
             setattr(plugins_manager, name, None)
-    errors = getattr(plugins_manager, "import_errors", None)
-    if isinstance(errors, dict):
-        errors.clear()
+    for name in ("import_errors", "loaded_plugins"):
+        loaded = getattr(plugins_manager, name, None)
+        if isinstance(loaded, (dict, set)):
+            loaded.clear()
 
 
 # --- secret masking -------------------------------------------------------------------------------------------

@@ -158,9 +158,18 @@ def _run_rows(dag_id: str, runs: int, start: datetime, state: str) -> list[dict[
     return rows
 
 
+def _task_instance_id() -> Any:
+    """A new task instance id as the column takes it: a ``UUID`` from Airflow 3.2 (``Uuid``), its text on 3.0
+    and 3.1 (``String(36)``, native ``UUID`` on PostgreSQL with ``as_uuid=False``)."""
+    from airflow.models.taskinstance import TaskInstance
+
+    value = uuid.uuid4()
+    return value if getattr(TaskInstance.__table__.c.id.type, "as_uuid", False) else str(value)
+
+
 def _task_instance_row(run: dict[str, Any], task_id: str, map_index: int, state: str, when: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": _task_instance_id(),
         "dag_id": run["dag_id"],
         "run_id": run["run_id"],
         "task_id": task_id,

@@ -36,7 +36,7 @@ def sync_alert():
         return SmtpNotifier(to=os.environ["USERATTRS_ALERT_TO"].split(","), smtp_conn_id=ALERT_CONN_ID)
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    return SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID)
+    return SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID, text="")  # text: the alert fills it
 
 
 with DAG(

@@ -16,21 +16,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# 3.1 runs without the UI tests: the UI works there (gated from 3.1 on), but the UI API tests' harness (auth
-# manager and plugin mounting) does not hold on 3.1 yet (README, "Supported Airflow versions").
 # name        airflow  exclude-newer  python  tests (older: MATRIX_TESTS; noui: the same but the UI's, which
 #                                              3.0 leaves out; newest: NEWEST_TESTS)
 MATRIX=(
   "3.0        3.0.6    2025-09-02     3.11    noui"
-  "3.1        3.1.8    2026-03-14     3.11    noui"
+  "3.1        3.1.8    2026-03-14     3.11    older"
   "3.2        3.2.2    2026-06-01     3.11    older"
   "3.3-py3.13 3.3.2    2026-09-20     3.13    newest"
 )
 
 # What exercises Airflow: the operators through dag.test() (every vendor, the report, retry and resume, replay,
-# dry run, mapped chunks, SQL sources), deferral, incremental state (table and object storage), asset events, the
-# provider metadata, the UI plugin's API (not on 3.0, which leaves the UI out), the example DAGs (parsing, the
-# trigger form, runs) and the compatibility module. Left out (-k) to keep the matrix short: what repeats an
+# dry run, mapped chunks, SQL sources), deferral (and the deferrable parameter: its default, the deployment's
+# setting, the worker sleeping the wait), the metrics sent through Airflow's Stats, incremental state (table and
+# object storage), asset events, the provider metadata, the UI plugin's API (not on 3.0, which leaves the UI
+# out), the example DAGs (parsing, the trigger form, runs) and the compatibility module. Left out (-k) to keep the matrix short: what repeats an
 # Airflow path already covered with another vendor or warehouse, and the incremental diff's SQL cases.
 MATRIX_TESTS=(
   tests/test_compat.py
@@ -38,6 +37,8 @@ MATRIX_TESTS=(
   tests/test_assets.py
   tests/operators/test_operators.py
   tests/operators/test_deferral.py
+  tests/operators/test_deferrable.py
+  tests/operators/test_metrics.py
   tests/operators/test_incremental.py
   tests/operators/test_connection_errors.py
   tests/dags/test_dags.py
@@ -52,10 +53,13 @@ NEWEST_TESTS=(
   tests/test_provider_info.py
   tests/operators/test_operators.py
   tests/operators/test_deferral.py
+  tests/operators/test_deferrable.py
+  tests/operators/test_metrics.py
   tests/dags/test_dags.py
   tests/ui/test_api.py
 )
 NEWEST_K="(test_compat or test_provider_info or every_vendor or task_retry or mapped_chunks or (defer_after and dx) \
+or (test_deferrable and not worker_sleeps) or (test_metrics and not (each_try or deferred_try)) \
 or dags_parses or trigger_form or test_api)"
 
 say() { echo "matrix: $*" >&2; }

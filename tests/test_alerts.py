@@ -98,6 +98,19 @@ def test_html_and_slack_escape_the_vendors_words() -> None:
     assert "Why it failed:" in message.text and "boom <b>" in message.text
 
 
+def test_slack_shows_a_masked_secret_as_code_not_as_bold_markers(monkeypatch) -> None:
+    import airflow_provider_userattrs.alerts as alerts
+
+    monkeypatch.setattr(alerts, "redact", lambda text: text.replace("tok-123", "***"))
+    reasons = Reasons([Reason("DX refused the token (HTTP 401): Invalid token tok-123", 1, 1, False, [])], "x")
+    report = dict(REPORT, failure_file="s3://bucket/tok-123/failures.jsonl")
+    message = compose(report, TASK, kind="failed", error="Invalid token tok-123", root="", reasons=reasons)
+    assert "• 1 user (rejected): DX refused the token (HTTP 401): Invalid token `***`" in message.slack
+    assert "• Invalid token `***`" in message.slack
+    assert "Failure file: `s3://bucket/***/failures.jsonl`" in message.slack, "inside code already: as is"
+    assert "tok-123" not in message.slack and "Invalid token ***" in message.text, "the other forms unchanged"
+
+
 def test_a_task_that_failed_before_its_report_still_says_why() -> None:
     message = compose(None, TASK, kind="failed", error="AirflowFailException: bad extra", root="")
     assert message.subject == "[Airflow] Sync failed: crm_sync / push_chunk[2] (?): AirflowFailException: bad extra"
@@ -175,6 +188,22 @@ def test_fields_the_user_set_are_kept_and_can_use_the_message(monkeypatch) -> No
     (sent,) = Recorder.sent
     assert sent["subject"] == "Sync alert"
     assert sent["text"].startswith("degraded: ") and "/userattrs/report/crm_sync/manual__1/push" in sent["text"]
+
+
+class NeedsText(Recorder):
+    """A notifier that cannot be built without its text, as the Slack provider's are."""
+
+    def __init__(self, *, text: str, channel: str = "#data"):
+        super().__init__(channel=channel, text=text)
+
+
+def test_a_notifier_class_that_requires_a_filled_field_is_built_with_only_its_own_kwargs() -> None:
+    alert = SyncAlert(f"{__name__}.NeedsText", notifier_kwargs={"channel": "#oncall"})
+    alert({"dag": None, "ti": FakeTI(REPORT), "exception": None})
+    (sent,) = Recorder.sent
+    assert sent["channel"] == "#oncall" and sent["text"].startswith("Sync degraded: crm_sync / push")
+    SyncAlert(NeedsText, notifier_kwargs={"text": "mine"})({"dag": None, "ti": FakeTI(REPORT), "exception": None})
+    assert Recorder.sent[-1]["text"] == "mine", "a text given is kept"
 
 
 def test_only_a_failed_or_degraded_sync_sends_unless_asked() -> None:

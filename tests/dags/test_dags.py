@@ -21,6 +21,7 @@ DAG_IDS = {
     "userattrs_manual_update",
     "userattrs_build_attributes",
     "userattrs_on_attributes_updated",
+    "userattrs_after_delivery",
 }
 
 

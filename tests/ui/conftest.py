@@ -124,13 +124,13 @@ REJECTED_LINES = [
 
 @pytest.fixture(scope="package")
 def ui(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
-    from airflow import plugins_manager, settings
+    from airflow import settings
     from airflow.api_fastapi import app as api_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.utils.session import create_session
     from fastapi.testclient import TestClient
 
-    from airflow_provider_userattrs.compat import DagBag, sync_bag_to_db
+    from airflow_provider_userattrs.compat import DagBag, auth_manager_slot, reset_plugins, sync_bag_to_db
 
     root = tmp_path_factory.mktemp("failures")
     patch = pytest.MonkeyPatch()
@@ -147,9 +147,12 @@ def ui(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[U
         ),
     )
     patch.setattr(settings, "LAZY_LOAD_PROVIDERS", False)
-    for cached in (plugins_manager._get_plugins, plugins_manager.get_fastapi_plugins, plugins_manager._get_ui_plugins):
-        cached.cache_clear()
-    patch.setattr(api_app._AuthManagerState, "instance", _dag_scoped_manager())
+    reset_plugins()  # loaded again by create_app(), now with the provider's plugin
+    manager = _dag_scoped_manager()
+    slot, attribute = auth_manager_slot()
+    patch.setattr(slot, attribute, manager)
+    # create_app() makes the auth manager: from 3.2 it keeps the one in the slot (same class), 3.1 makes a new one
+    patch.setattr(api_app, "create_auth_manager", lambda: manager)
     try:
         rejected_file = write_failure_file(
             root / SYNC_DAG / "run" / "push_chunk" / "map-0" / "failures.jsonl", REJECTED_LINES
@@ -221,9 +224,4 @@ def ui(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[U
         )
     finally:
         patch.undo()
-        for cached in (
-            plugins_manager._get_plugins,
-            plugins_manager.get_fastapi_plugins,
-            plugins_manager._get_ui_plugins,
-        ):
-            cached.cache_clear()
+        reset_plugins()
