@@ -54,6 +54,15 @@ class ClientStats:
     """The quota the client paces to, ``(requests, window_seconds)``: declared on the connection, or the vendor's
     published one (DX); None when none is declared (what the quota use of a sync is measured against)."""
 
+    def __add__(self, other: ClientStats) -> ClientStats:
+        """Two clients' costs together (a hook's over the clients it closed); the later quota."""
+        return ClientStats(
+            self.requests_sent + other.requests_sent,
+            self.throttled_requests + other.throttled_requests,
+            self.waited_seconds + other.waited_seconds,
+            other.quota or self.quota,
+        )
+
 
 class Sender:
     """Sends calls to one vendor account over one transport, at the pace its quota allows.

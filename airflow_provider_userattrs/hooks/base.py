@@ -71,6 +71,8 @@ class UserAttributesHook(BaseHook):
         self._transport = transport
         self._config: tuple[str | None, HookSettings, str] | None = None
         self._client: Client | None = None
+        self._closed = ClientStats()
+        """What the clients this hook closed cost: ``stats()`` counts them too."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
@@ -144,6 +146,7 @@ class UserAttributesHook(BaseHook):
 
     def close(self) -> None:
         if self._client is not None:
+            self._closed += self._client.stats()
             self._client.close()
             self._client = None
 
@@ -184,8 +187,8 @@ class UserAttributesHook(BaseHook):
         return client.test_connection()
 
     def stats(self) -> ClientStats:
-        """Requests sent, 429s drawn and seconds waited by the hook's client so far."""
-        return self._client.stats() if self._client is not None else ClientStats()
+        """Requests sent, 429s drawn and seconds waited by the hook's clients so far (closed ones included)."""
+        return self._closed + self._client.stats() if self._client is not None else self._closed
 
     @property
     def requests_sent(self) -> int:

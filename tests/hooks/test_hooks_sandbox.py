@@ -70,6 +70,8 @@ def test_update_many_users_lands_in_the_vendor_state(connect, sandbox, vendor):
     assert sent == hook.requests_sent
     minimum = {"altatech": 50, "dx": 50, "fyno": 1, "usercom": 50}[vendor]
     assert sent == minimum  # usercom: every score is unique, so each user's call carries its plan too
+    hook.close()
+    assert hook.requests_sent == sent  # what the hook did is still said once its client is closed
 
 
 @pytest.mark.parametrize("vendor", ["altatech", "fyno", "dx", "usercom"])
