@@ -11,6 +11,19 @@ from airflow_provider_userattrs.client import Client, connect
 from tests.client.fakes import TOKEN, FakeClock, FakeTransport
 
 BASE_URLS = {"usercom": "http://127.0.0.1:9"}
+REDIS_URL = "redis://127.0.0.1:6379/7"
+"""The quota-store tests' Redis (a database of their own)."""
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """``REDIS_URL``, or the test is skipped when no Redis answers there."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    return REDIS_URL
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from airflow_provider_userattrs.config import parse_settings
 from airflow_provider_userattrs.errors import ConnectionConfigError
 from tests.client.fakes import TOKEN, FakeClock, FakeTransport
 
-REDIS_URL = "redis://127.0.0.1:6379/7"
 DX_API = "https://api.getdx.com"
 
 
@@ -57,16 +56,6 @@ def test_a_quota_still_needs_both_numbers_unless_it_is_zero():
 
 
 # -- the deployment's store, found by the hooks and given to build() --------------------------------------------------
-
-
-@pytest.fixture
-def redis_url() -> str:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 def client(default_quota_store: str | None, **settings: object):
@@ -112,4 +101,4 @@ def test_an_unreachable_deployment_store_falls_back_with_a_warning_not_an_error(
 def test_a_named_store_wins_over_the_deployment_s_and_must_work():
     pytest.importorskip("redis")
     with pytest.raises(ConnectionConfigError, match=r"quota_store 'redis://127.0.0.1:1/0' cannot be used"):
-        client(REDIS_URL, quota_store="redis://127.0.0.1:1/0")
+        client("redis://127.0.0.1:6379/7", quota_store="redis://127.0.0.1:1/0")

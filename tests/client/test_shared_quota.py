@@ -15,18 +15,6 @@ from airflow_provider_userattrs.client.pacing import Pacer, Quota
 from airflow_provider_userattrs.client.shared_quota import account_key, connect
 from airflow_provider_userattrs.errors import ConnectionConfigError
 
-REDIS_URL = "redis://127.0.0.1:6379/7"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    return REDIS_URL
-
 
 def test_processes_sharing_a_store_never_exceed_the_quota_in_any_window(redis_url):
     account = f"test:{uuid.uuid4().hex}"
