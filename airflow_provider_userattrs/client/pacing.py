@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import random
 import threading
 from collections import deque
@@ -285,7 +286,7 @@ class Pacer:
         if not self._window_answers:
             return 0
         spent = max(0, self._window_first_remaining - self._window_last_remaining)
-        return max(0, round(spent / self._window_answers) - 1)
+        return max(0, math.ceil(spent / self._window_answers) - 1)
 
     def _window_share(self) -> WindowShare | None:
         """The declared quota kept as a share per window (:mod:`.quota_share`), for a window shorter than

@@ -54,7 +54,14 @@ from dataclasses import dataclass, field
 START_SHARE = 0.25
 """A new process starts at this share of the quota per window..."""
 START_DOUBLING = 0.25
-"""...doubling every this many windows (at most every 15 s) until its first 429."""
+"""...doubling every this many windows (at least every 15 s, at most every ``START_DOUBLING_MIN``) until its first
+429."""
+START_DOUBLING_MIN = 1.0
+"""Seconds: a start that doubles faster overtakes the answers it would learn its share from, and processes
+starting together then learn unequal shares (a fixed window of 40 a second, 4 processes started within 0.1 s:
+doubling every 0.25 s, 76-99 % used; every second, 88-99 %)."""
+PROBE_DOUBLING = 0.25
+"""A probe doubles what it sends past the share every this many windows (at least every second)."""
 CATCH_UP = 1.25
 """A process may go this much faster than its share per second, to catch up after a wait (its count per
 window is still its share)."""
@@ -63,7 +70,9 @@ PROBE_SECONDS = 45.0
 PROBE_MIN_REQUESTS = 500
 """...and never more often than once per this many requests of the whole quota (slow quotas: an hourly one)."""
 PROBE_FOUND = 4
-"""Requests past its share a probe must have had accepted to count as finding room (or a tenth of the share)."""
+"""Requests past its share a probe must have had accepted to count as finding room..."""
+PROBE_FOUND_SHARE = 0.5
+"""...or this share of its share, if more."""
 LOST = 0.8
 """A process left with less than this share of its count lost it to another: it probes four times sooner."""
 START_MIN = 1 / 16
@@ -71,6 +80,9 @@ START_MIN = 1 / 16
 STARVED = 1 / 16
 """A process with less than this share of the quota probes four times sooner."""
 SOONER = 4.0
+PROBE_PEERS = 4.0
+"""With more processes than this sharing the quota (as their shares say), each probes that much less often, so that
+the account sees about as many probes whatever their number."""
 TAKEN_LIMIT = 2
 """429s within one window, while within its share, after which a process lets the others have those turns."""
 YIELD = 0.05
@@ -144,9 +156,11 @@ class WindowShare:
         """A 429: the account's window is full. ``in_flight``: this process's other requests still out;
         ``retry_after``: the vendor's wait, if it said one."""
         self.refused_in_a_row += 1
-        probe = self._probes_in_flight > 0
-        if probe:
+        if self._probes_in_flight:
             self._probes_in_flight -= 1
+        # While a probe is on, any 429 is its answer: a request within the share refused then was crowded out by
+        # the probe's own ones, not taken by another process.
+        probe = self._probe_since is not None
         if now - self._refused_at < REACT * self.window:
             return
         self._prune(now)
@@ -162,7 +176,7 @@ class WindowShare:
                 # a window's worth: its share is that pace over a whole window.
                 count = max(count, min(self.allowance, count * self.window / max(elapsed, 1.0)))
             self._base = count
-        elif probe and self._gained < max(PROBE_FOUND, self._base / 10):
+        elif probe and self._gained < max(PROBE_FOUND, self._base * PROBE_FOUND_SHARE):
             pass  # no room: keep the share, leave the turns it took to their owner
         elif probe:  # it found room, now taken
             self._base = count
@@ -192,14 +206,14 @@ class WindowShare:
         if self._started is None:
             self._started = now
         if self._base is None:
-            doubling = min(self.window * START_DOUBLING, 15.0)
+            doubling = self._start_doubling()
             allowance = self.requests * START_SHARE * 2 ** ((now - self._started) / doubling)
         else:
             if self._probe_since is None and now - self._refused_at >= self._probe_after():
                 self._probe_since, self._gained, self._sooner = now, 0, False
             allowance = self._base
             if self._probe_since is not None:  # one request past the share, then doubling every second
-                doubling = min(self.window * START_DOUBLING, 1.0)
+                doubling = max(self.window * PROBE_DOUBLING, 1.0)
                 allowance += 2 ** ((now - self._probe_since) / doubling) - 1
         return max(1.0, min(float(self.requests), allowance))
 
@@ -208,21 +222,24 @@ class WindowShare:
         if count > self.requests:
             return math.inf
         if self._base is None:
-            doubling = min(self.window * START_DOUBLING, 15.0)
+            doubling = self._start_doubling()
             assert self._started is not None
             return max(now, self._started + doubling * math.log2(count / (self.requests * START_SHARE)))
         probe_at = self._probe_since
         if probe_at is None:
             probe_at = self._refused_at + self._probe_after()
-        doubling = min(self.window * START_DOUBLING, 1.0)
+        doubling = max(self.window * PROBE_DOUBLING, 1.0)
         return max(now, probe_at + doubling * math.log2(max(1.0, count + 1 - self._base)))
+
+    def _start_doubling(self) -> float:
+        return min(max(self.window * START_DOUBLING, START_DOUBLING_MIN), 15.0)
 
     def _probe_after(self) -> float:
         """Seconds after the last 429 before the next probe: drawn once per 429."""
         if self._hold is None:
             assert self._base is not None
             rate = self.requests / self.window
-            mean = max(PROBE_MIN_REQUESTS / rate, PROBE_SECONDS)
+            mean = max(PROBE_MIN_REQUESTS / rate, PROBE_SECONDS) * max(1.0, self.requests / self._base / PROBE_PEERS)
             if self._sooner or self._base < STARVED * self.requests:
                 mean /= SOONER
             self._hold = mean * self.rng.uniform(0.5, 1.5)
