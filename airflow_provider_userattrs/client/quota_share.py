@@ -17,16 +17,21 @@ pacer does so for windows shorter than :data:`~.pacing.SHARE_WINDOW_LIMIT` (wher
   window, so its share is that pace over a whole window (tasks one window apart on 100 per 5 s: 27 % of the
   quota used with one seed, 76 % with this rule; 12 tasks through a pool of 4 on 200 per 5 s: 84-91 % before,
   90-96 % with it).
-* **A new process starts below its share**: at a quarter of the quota, doubling every quarter window until
-  its first 429 (processes starting together then get even shares, and a lone one the whole quota). A 429
-  before it has a sixteenth of the quota does not end its start: the window is full of another process's
-  requests about to leave (it just finished), not of shares.
+* **A new process starts below its share**: at a quarter of the quota, doubling every quarter window but no
+  faster than every second, until its first 429. Processes starting together then get even shares (their
+  allowance, not the race for the window's last slots, decides what each has when it fills), and a lone one the
+  whole quota. A 429 before it has a sixteenth of the quota does not end its start: the window is full of another
+  process's requests about to leave (it just finished), not of shares.
 * **It probes rarely, and gives back what a probe took.** Another process finishing leaves its share unused
   until someone asks for more: about every 45 s (randomised, so processes do not probe together, and never more
   often than once per 500 of the account's requests), a process sends past its share, one request, then
-  doubling every second. Accepted requests at a full window are usually taken from another process's next
-  turn (the slot it was about to reuse), so a probe counts as finding room only if ``PROBE_FOUND`` of them were
-  accepted; one that did not keeps the old share and leaves the taken slots to their owner.
+  doubling every quarter window (at least every second). Accepted requests at a full window are usually taken from
+  another process's next turn (the slot it was about to reuse), so a probe counts as finding room only if half
+  its share more was accepted (at least ``PROBE_FOUND``); one that did not keeps the old share and leaves the
+  taken slots to their owner. Any 429 while a probe is on is the probe's answer, even to a request within the
+  share: the probe's own requests crowded it out. With more than ``PROBE_PEERS`` processes (the quota over this
+  one's share says how many), each probes that much less often, so the account sees about as many probes, each a
+  429 or two to somebody, whatever their number.
 * **A process that lost share, or has almost none, probes four times sooner** (one with almost none as soon as
   a long ``Retry-After`` is over); one whose turns keep being taken (two 429s within a window while within its
   share) lets the other have them, and 5 % more.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from airflow_provider_userattrs.client.pacing import Budget, LongWait, Pacer, Quota
+from airflow_provider_userattrs.client.quota_share import WindowShare
 from tests.client.quota_sim import FixedWindowVendor, SimResult, SlidingWindowVendor, simulate
 
 
@@ -267,18 +268,20 @@ def test_whole_second_retry_after_is_read_as_a_bound_not_a_wait():
 def test_processes_sharing_a_declared_sliding_quota_use_it_with_few_429s(processes):
     """DX-shaped (issue 24): 429 + whole-second Retry-After only, 200 per sliding 5 s, 2,400 requests split
     evenly. Before: 83-92 % of the sustained rate used with 1.6-3.5 % of requests answered 429."""
-    results = runs(5, lambda: SlidingWindowVendor(200, 5.0), processes, work=2400 // processes)
+    results = runs(8, lambda: SlidingWindowVendor(200, 5.0), processes, work=2400 // processes)
     used = [r.quota_used for r in results]
-    assert statistics.mean(used) >= 0.95 and min(used) >= 0.88, results
-    assert max(r.throttled_share for r in results) <= 0.01, results
+    assert statistics.mean(used) >= 0.95 and min(used) >= 0.91, results
+    assert max(r.throttled_share for r in results) <= 0.006, results
 
 
 def test_processes_sharing_a_short_fixed_window_use_it_with_few_429s():
     """A fixed window of 40 per second, 429 + Retry-After 1 (the time to its end, rounded up), 4 processes.
-    Before: 69-77 % used with 4.8-6.4 % 429s."""
-    results = runs(5, lambda: FixedWindowVendor(40, 1.0, announces_budget=False), 4, work=300)
-    assert min(r.quota_used for r in results) >= 0.80, results
-    assert max(r.throttled_share for r in results) <= 0.02, results
+    Before: 69-77 % used with 4.8-6.4 % 429s (AIMD); 76-99 % with shares whose start doubled every quarter
+    window (0.25 s: the race for the first full window's last slots gave 8 to 12 each)."""
+    results = runs(8, lambda: FixedWindowVendor(40, 1.0, announces_budget=False), 4, work=300)
+    used = [r.quota_used for r in results]
+    assert statistics.mean(used) >= 0.90 and min(used) >= 0.88, results
+    assert max(r.throttled_share for r in results) <= 0.01, results
 
 
 def test_tasks_in_a_pool_that_start_and_finish_at_different_times_share_dx_s_quota():
@@ -333,6 +336,83 @@ def test_processes_sharing_an_announced_budget_spend_it_without_overrunning(proc
     assert result.throttled == 0, result
 
 
+@pytest.mark.parametrize("processes", [1, 2, 4, 8])
+def test_processes_with_a_share_of_the_work_spend_an_announced_budget_without_a_429(processes):
+    """The quota benchmark's AltaTech case: 200 per fixed 5 s announced, 1,200 users split evenly, processes
+    started within 0.1 s. The budget's last requests go one to each process: counting the others rounded to the
+    nearest, two processes that counted one fewer both took the last one (seed 8 with 8 processes: a 429; none in
+    64 other runs of 2, 4 or 8)."""
+    for seed in range(1, 17):
+        draw = random.Random(1000 + seed)
+        result = simulate(
+            FixedWindowVendor(200, 5.0),
+            processes,
+            declare_quota=False,
+            duration=600.0,
+            work=1200 // processes,
+            seed=seed,
+            starts=[draw.uniform(0, 0.1) for _ in range(processes)],
+        )
+        assert result.quota_used >= 0.95, (seed, result)
+        assert result.throttled == 0, (seed, result)
+
+
 def test_one_process_alone_gets_the_whole_declared_quota_without_a_429():
     result = simulate(SlidingWindowVendor(200, 5.0), 1, declare_quota=True, duration=600.0, work=2400)
     assert result.quota_used >= 0.97 and result.throttled == 0, result
+
+
+# -- one process's share (WindowShare) ----------------------------------------------------------------------------
+
+
+def test_a_new_process_doubles_its_start_no_faster_than_every_second():
+    """Doubling every quarter window, a 1-s window's start outran the answers it learns its share from."""
+    fixed = WindowShare(40, 1.0, rng=random.Random(1))
+    fixed.ready_at(0.0, 0)
+    assert fixed.allowance == 10  # a quarter of the quota
+    fixed.ready_at(1.0, 0)
+    assert fixed.allowance == pytest.approx(20)  # a second later, not a quarter second
+    sliding = WindowShare(200, 5.0, rng=random.Random(1))
+    sliding.ready_at(0.0, 0)
+    sliding.ready_at(1.25, 0)
+    assert sliding.allowance == pytest.approx(100)  # a longer window: every quarter window
+
+
+def test_a_429_during_a_probe_is_its_answer_even_to_a_request_within_the_share():
+    """The probe's own requests crowd out the process's next ones: two such 429s used to count as another process
+    taking its turns, and made the probe's count its share (25 became 27.55 here; 25 became 33 in the sim)."""
+    share = WindowShare(200, 5.0, rng=random.Random(1))
+    share.ready_at(0.0, 0)
+    for i in range(25):
+        share.on_sent(0)
+        share.on_accepted(i * 0.01)
+    share.on_refused(0.3, 0, retry_after=4.0)  # a window filled in a burst: 25 is this process's share
+    assert share.share == 25
+    share.ready_at(100.0, 0)  # past the first probe's time (22-67 s after the 429)
+    for i in range(25):
+        share.on_sent(0)
+        share.on_accepted(100.0 + i * 0.1)
+    share.ready_at(103.0, 0)  # the probe lets 4 more go by now (one, then doubling every 1.25 s)
+    for i in range(4):
+        share.on_sent(0)
+        share.on_accepted(103.0 + i * 0.05)
+    share.on_refused(103.5, 0, retry_after=1.0)  # refused: a request within the share
+    share.on_refused(104.2, 0, retry_after=1.0)  # and another, after the probe
+    assert share.share == 25  # 4 of 12.5 needed: no room found, and nothing taken by the back door
+
+
+@pytest.mark.parametrize(("share_of_quota", "earliest"), [(50, 22.5), (25, 45.0)])
+def test_with_more_processes_each_probes_less_often(share_of_quota, earliest):
+    """A share of a quarter (4 processes): the first probe 22.5-67.5 s after the 429; of an eighth (8): 45-135 s,
+    so that the account sees about as many probes (each a 429 or two to somebody) whatever their number."""
+    for seed in range(1, 21):
+        share = WindowShare(200, 5.0, rng=random.Random(seed))
+        share.ready_at(0.0, 0)
+        for i in range(share_of_quota):
+            share.on_sent(0)
+            share.on_accepted(i * 0.001)
+        share.on_refused(0.1, 0, retry_after=4.0)
+        assert share.share == share_of_quota
+        for tenth in range(2, int(earliest * 10)):
+            share.ready_at(tenth / 10, 0)  # a probe that had begun would let more go by the next look
+            assert share.allowance == share_of_quota, (seed, tenth / 10)
