@@ -89,7 +89,10 @@ PROBE_PEERS = 4.0
 """With more processes than this sharing the quota (as their shares say), each probes that much less often, so that
 the account sees about as many probes whatever their number."""
 TAKEN_LIMIT = 2
-"""429s within one window, while within its share, after which a process lets the others have those turns."""
+"""429s within ``TAKEN_SPAN`` windows, while within its share, after which a process lets the others have those
+turns..."""
+TAKEN_SPAN = 2.5
+"""...(more than one window: on a fixed window a process over its share is refused once per window, at its end)."""
 YIELD = 0.05
 """...and this share more."""
 REACT = 0.1
@@ -244,9 +247,11 @@ class WindowShare:
         if self._hold is None:
             assert self._base is not None
             rate = self.requests / self.window
-            mean = max(PROBE_MIN_REQUESTS / rate, PROBE_SECONDS) * max(1.0, self.requests / self._base / PROBE_PEERS)
+            mean = max(PROBE_MIN_REQUESTS / rate, PROBE_SECONDS)
             if self._sooner or self._base < STARVED * self.requests:
                 mean /= SOONER
+            else:  # one of many sharing it (its share says how many): the account sees as many probes
+                mean *= max(1.0, self.requests / self._base / PROBE_PEERS)
             self._hold = mean * self.rng.uniform(0.5, 1.5)
         return self._hold
 
@@ -254,5 +259,5 @@ class WindowShare:
         edge = now - self.window
         while self._accepted and self._accepted[0] <= edge:
             self._accepted.popleft()
-        while self._taken and self._taken[0] <= edge:
+        while self._taken and self._taken[0] <= now - TAKEN_SPAN * self.window:
             self._taken.popleft()

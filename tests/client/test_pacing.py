@@ -416,3 +416,41 @@ def test_with_more_processes_each_probes_less_often(share_of_quota, earliest):
         for tenth in range(2, int(earliest * 10)):
             share.ready_at(tenth / 10, 0)  # a probe that had begun would let more go by the next look
             assert share.allowance == share_of_quota, (seed, tenth / 10)
+
+
+def test_a_process_with_almost_no_share_probes_sooner_however_many_its_share_suggests():
+    """A share of 2 in 40 would suggest 20 processes (probe 5 times less often); a process that lost its share,
+    or has almost none, probes four times sooner instead (a sim run had one at a share of 1 for 120 s)."""
+    for seed in range(1, 21):
+        share = WindowShare(40, 1.0, rng=random.Random(seed))
+        share.ready_at(0.0, 0)
+        for i in range(3):
+            share.on_sent(0)
+            share.on_accepted(i * 0.001)
+        share.on_refused(0.1, 0, retry_after=4.0)  # a window filled in a burst: 3 is its share
+        assert share.share == 3
+        share.on_refused(1.2, 2, retry_after=1.0)  # twice, within its share (2 in flight): its turns are taken
+        share.on_refused(1.4, 2, retry_after=1.0)
+        assert share.share is not None and share.share < 2.5  # starved: below a sixteenth of the quota
+        share.ready_at(18.3, 0)  # 45 s / 4, randomised 0.5-1.5x: at most 16.9 s after that 429
+        share.ready_at(18.8, 0)
+        assert share.allowance > share.share, seed
+
+
+def test_a_process_refused_once_a_window_past_its_share_gives_turns_back():
+    """On a fixed window a process whose share is too large is refused once per window, at its end: two such 429s
+    a window apart are its turns being taken, as two within one window are."""
+    share = WindowShare(40, 1.0, rng=random.Random(1))
+    share.ready_at(0.0, 0)
+    for i in range(17):
+        share.on_sent(0)
+        share.on_accepted(i * 0.01)
+    share.on_refused(0.2, 0, retry_after=1.0)
+    learnt = share.share
+    assert learnt is not None
+    for end in (1.95, 2.95):  # the ends of the next two fixed windows
+        for i in range(int(learnt) - 1):
+            share.on_sent(0)
+            share.on_accepted(end - 0.9 + i * 0.01)
+        share.on_refused(end, 0, retry_after=1.0)
+    assert share.share is not None and share.share < learnt
