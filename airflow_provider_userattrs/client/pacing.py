@@ -16,7 +16,8 @@ alike, the vendor's own signals:
   :data:`SHARE_WINDOW_LIMIT`) with only 429 + ``Retry-After`` (DX, Fyno, User.com): the process learns its share
   of each window from the 429 that says the window is full, then keeps to it, probing past it only rarely
   (:mod:`.quota_share`). The first 429 in a row pauses ``Retry-After - 1`` (whole seconds rounded up), the next
-  ones ``Retry-After``.
+  ones ``Retry-After``, except that ``Retry-After`` 1 pauses nothing: the process sends one request a tenth of a
+  second until one is accepted, which is where a fixed window ends.
 * **A declared quota with a long window** (DX's 1,000 a minute, declared by default), **or none**: the pace
   converges by AIMD, the declared quota its ceiling. A 429 cuts the pace once per
   reaction period to a share of what this process had accepted (multiplicative decrease); each second without

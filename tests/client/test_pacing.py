@@ -42,15 +42,22 @@ def busiest(times: list[float], window: float) -> int:
 
 
 def runs(
-    seeds: int, vendor: Callable[[], SlidingWindowVendor | FixedWindowVendor], processes: int, work: int
+    seeds: int,
+    vendor: Callable[[], SlidingWindowVendor | FixedWindowVendor],
+    processes: int,
+    work: int,
+    *,
+    anywhere: bool = False,
 ) -> list[SimResult]:
     """A declared quota, ``simulate`` once per seed on a fresh ``vendor()``, each of ``processes`` getting ``work``
     requests accepted, starting within the first 0.1 s, in an order drawn per seed (as forked tasks do: the quota
-    benchmark's start within 0.1 s)."""
+    benchmark's start within 0.1 s). ``anywhere``: the first one starts at a point of the vendor's first second drawn
+    per seed, not at its start (a fixed window's phase is not the client's to choose)."""
     results = []
     for seed in range(1, seeds + 1):
         draw = random.Random(seed)
-        starts = [draw.uniform(0, 0.1) for _ in range(processes)]
+        offset = draw.uniform(0, 1.0) if anywhere else 0.0
+        starts = [offset + draw.uniform(0, 0.1) for _ in range(processes)]
         results.append(
             simulate(vendor(), processes, declare_quota=True, duration=600.0, work=work, seed=seed, starts=starts)
         )
@@ -236,9 +243,9 @@ def test_a_short_window_is_kept_as_a_share_and_a_long_one_paced_by_aimd():
 def test_a_429_makes_what_the_process_has_in_the_window_its_share_and_it_keeps_to_it():
     clock = Clock()
     pacer = Pacer(clock=clock, quota=Quota(400, 10.0), rng=random.Random(3))
-    first = send(pacer, clock, until=112.0)  # starts at 100 a window, doubling every 2.5 s; a window old
+    first = send(pacer, clock, until=108.0)  # starts at 100 a window, doubling every 2.5 s
     pacer.reserve()
-    pacer.on_answer(429, retry_after=1.0)  # the account's window is full: the refused request is not in it
+    pacer.on_answer(429, retry_after=2.0)  # the account's window is full: the refused request is not in it
     in_window = sum(1 for t in first if t > clock.now - 10.0)
     assert pacer.share == in_window
     refused_at = clock.now
@@ -247,14 +254,17 @@ def test_a_429_makes_what_the_process_has_in_the_window_its_share_and_it_keeps_t
 
 
 def test_whole_second_retry_after_is_read_as_a_bound_not_a_wait():
+    """Retry-After 1 never holds the process: a sliding window at its limit frees a slot within the second, and a
+    fixed window ends within it, which the process finds by sending one request at a time (every tenth of a second)
+    until one is accepted; holding it a whole second after two 429s lost most of a fixed window of one second."""
     clock = Clock()
     pacer = Pacer(clock=clock, quota=Quota(1000, 10.0), rng=random.Random(1))
     send(pacer, clock, until=100.05)  # a few requests: still starting (a 429 this early does not end it)
     pacer.reserve()
-    pacer.on_answer(429, retry_after=1.0)  # a sliding window at its limit: a slot frees within the second
-    assert pacer.reserve(defer=False) < 0.1
-    pacer.on_answer(429, retry_after=1.0)  # again, with no success between: a fixed window's end, wait it
-    assert 1.0 <= pacer.reserve(defer=False) <= 1.25
+    pacer.on_answer(429, retry_after=1.0)
+    assert pacer.reserve(defer=False) == pytest.approx(0.1)  # the next one a tenth of a second after the 429
+    pacer.on_answer(429, retry_after=1.0)  # again, with no success between
+    assert pacer.reserve(defer=False) == pytest.approx(0.1)  # still not a second
     clock.now += 2.0
     pacer.on_answer(200)
     pacer.on_answer(429, retry_after=4.0)  # the window was filled in a burst: nothing frees for 3 to 4 s
@@ -271,17 +281,29 @@ def test_processes_sharing_a_declared_sliding_quota_use_it_with_few_429s(process
     results = runs(8, lambda: SlidingWindowVendor(200, 5.0), processes, work=2400 // processes)
     used = [r.quota_used for r in results]
     assert statistics.mean(used) >= 0.95 and min(used) >= 0.91, results
-    assert max(r.throttled_share for r in results) <= 0.006, results
+    assert max(r.throttled_share for r in results) <= 0.008, results
 
 
 def test_processes_sharing_a_short_fixed_window_use_it_with_few_429s():
     """A fixed window of 40 per second, 429 + Retry-After 1 (the time to its end, rounded up), 4 processes.
     Before: 69-77 % used with 4.8-6.4 % 429s (AIMD); 76-99 % with shares whose start doubled every quarter
-    window (0.25 s: the race for the first full window's last slots gave 8 to 12 each)."""
+    window (0.25 s: the race for the first full window's last slots gave 8 to 12 each); 78-99 % (16 seeds: mean
+    92 %) with those shares kept as counted (9 or 11 of 40: the process at 9 finishes last)."""
     results = runs(8, lambda: FixedWindowVendor(40, 1.0, announces_budget=False), 4, work=300)
     used = [r.quota_used for r in results]
-    assert statistics.mean(used) >= 0.90 and min(used) >= 0.88, results
-    assert max(r.throttled_share for r in results) <= 0.01, results
+    assert statistics.mean(used) >= 0.95 and min(used) >= 0.93, results
+    assert max(r.throttled_share for r in results) <= 0.015, results
+
+
+def test_processes_starting_anywhere_in_a_short_fixed_window_measure_their_shares_where_it_ends():
+    """The same fixed window, the processes starting at any point of the vendor's second: a count of the last second
+    reached into the window before and gave 13-18 each of 40 (16 seeds: 70-99 % used, mean 85 %, median 85 %).
+    Measured where a window ends (the first request accepted after a run of 429s), each has its 10."""
+    results = runs(16, lambda: FixedWindowVendor(40, 1.0, announces_budget=False), 4, work=300, anywhere=True)
+    used = [r.quota_used for r in results]
+    refused = [r.throttled_share for r in results]
+    assert statistics.mean(used) >= 0.93 and statistics.median(used) >= 0.97, results
+    assert statistics.mean(refused) <= 0.015 and max(refused) <= 0.025, results
 
 
 def test_tasks_in_a_pool_that_start_and_finish_at_different_times_share_dx_s_quota():
@@ -430,10 +452,10 @@ def test_a_process_with_almost_no_share_probes_sooner_however_many_its_share_sug
         share.on_refused(0.1, 0, retry_after=4.0)  # a window filled in a burst: 3 is its share
         assert share.share == 3
         share.on_refused(1.2, 2, retry_after=1.0)  # twice, within its share (2 in flight): its turns are taken
-        share.on_refused(1.4, 2, retry_after=1.0)
+        share.on_refused(2.3, 2, retry_after=1.0)  # (more than a second later: not the same run of 429s)
         assert share.share is not None and share.share < 2.5  # starved: below a sixteenth of the quota
-        share.ready_at(18.3, 0)  # 45 s / 4, randomised 0.5-1.5x: at most 16.9 s after that 429
-        share.ready_at(18.8, 0)
+        share.ready_at(19.2, 0)  # 45 s / 4, randomised 0.5-1.5x: at most 16.9 s after that 429
+        share.ready_at(19.7, 0)
         assert share.allowance > share.share, seed
 
 
@@ -454,3 +476,49 @@ def test_a_process_refused_once_a_window_past_its_share_gives_turns_back():
             share.on_accepted(end - 0.9 + i * 0.01)
         share.on_refused(end, 0, retry_after=1.0)
     assert share.share is not None and share.share < learnt
+
+
+def test_where_a_fixed_window_ends_the_share_is_what_the_process_had_in_it():
+    """A fixed window of 40 a second: 6 requests late in the window before, 10 early in this one, then 429s to its
+    end. A count of the last second says 16; the window that ended held 10 of them, and that is the share."""
+    share = WindowShare(40, 1.0, rng=random.Random(1))
+    share.ready_at(-0.9, 0)
+    for i in range(6):
+        share.on_accepted(-0.3 + i * 0.05)  # the window before [-1, 0)
+    for i in range(10):
+        share.on_accepted(0.02 + i * 0.05)  # this one [0, 1)
+    share.on_refused(0.55, 0, retry_after=1.0)  # full: the start ends at the count of the last second
+    assert share.share == 16
+    for t in (0.65, 0.75, 0.85, 0.95):  # one request at a time, refused until the window ends
+        share.on_refused(t, 0, retry_after=1.0)
+    share.on_accepted(1.04)
+    assert share.share == 10
+
+
+def test_a_short_run_of_429s_is_a_sliding_window_s_slot_and_measures_nothing_more():
+    """A sliding window at its limit frees a slot as soon as a request leaves: 429s followed by an accepted request
+    within a tenth of the window say nothing about where a window began."""
+    share = WindowShare(200, 5.0, rng=random.Random(1))
+    share.ready_at(0.0, 0)
+    for i in range(30):
+        share.on_accepted(i * 0.1)
+    share.on_refused(3.0, 0, retry_after=4.0)
+    share.on_refused(3.2, 0, retry_after=1.0)
+    share.on_accepted(3.3)
+    assert share.share == 30
+
+
+@pytest.mark.parametrize(
+    ("quota", "count", "share"),
+    [(40, 9, 10), (40, 11, 10), (40, 17, 17), (40, 5, 5), (200, 185, 200), (200, 62, 200 / 3)],
+)
+def test_a_count_within_a_request_or_two_of_an_even_share_among_a_few_processes_is_that_share(quota, count, share):
+    """Which of the window's last few requests arrived first makes one process's count 9 and another's 11 of 40:
+    the one at 9 finishes last, 10 % late. Among 1 to 4 processes even shares are 25 % apart or more, so a count
+    within an eighth of one is that one; 17 of 40 is no even share, and 5 of 40 would be among 8 (left as counted)."""
+    window = WindowShare(quota, 5.0, rng=random.Random(1))
+    window.ready_at(0.0, 0)
+    for i in range(count):
+        window.on_accepted(i * 0.001)
+    window.on_refused(0.5, 0, retry_after=4.0)  # a window filled in a burst
+    assert window.share == pytest.approx(share)
