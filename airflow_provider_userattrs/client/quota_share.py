@@ -65,7 +65,8 @@ What it gives up: processes that learnt unequal shares keep them until a probe, 
 the least finishes last. Where that still bites: processes that do not end their start in the same window. On a
 fixed window, two that are refused at the end of the first full window keep a quarter each while the two that
 were not go on doubling through the next window, take most of it and keep it (one seed in 32 above, 69 %; 4 of 39
-runs of the quota benchmark's case on separate processes, 61-85 %, the other 35 97-101 %). A quota store (:mod:`.shared_quota`) has none of these costs.
+runs of the quota benchmark's case on separate processes, 61-85 %, the other 35 97-101 %). A quota store
+(:mod:`.shared_quota`) has none of these costs.
 """
 
 from __future__ import annotations
