@@ -123,8 +123,8 @@ a fixed window's end (a sliding window at its limit frees a slot as soon as one 
 RUN_GAP = 0.1
 """While a run of 429s lasts, this process sends at most one request per this share of a window (of a second, for
 a longer one): enough to see where a fixed window ends, few 429s (the simulation's fixed window of 40 a second, 4
-processes, 64 seeds: 0.1 used 97 % of the quota on average with 1.0 % of requests refused; 0.2, 95 % and 0.8 %;
-no gap, 97 % and 1.6 %)."""
+processes started anywhere in it, 64 seeds: 0.1 used 97 % of the quota on average with 1.0 % of requests refused;
+0.2, 95 % and 0.8 %; with no gap, over 32 seeds, 97 % and 1.6 %)."""
 EVEN_PEERS = 4
 """A share found to be within ``EVEN_WITHIN`` of an even share of the quota among at most this many processes is
 taken to be that even share..."""
@@ -302,7 +302,8 @@ class WindowShare:
         return self._even(float(max(1, sum(1 for t in self._history if start < t <= last_refused))))
 
     def _even(self, share: float) -> float:
-        """``share``, or the even share of the quota among a few processes if it is that within a request or two."""
+        """``share``, or the even share of the quota among up to ``EVEN_PEERS`` processes if it is within an eighth of
+        it."""
         peers = round(self.requests / max(share, 1.0))
         even = self.requests / max(peers, 1)
         return even if 1 <= peers <= EVEN_PEERS and abs(share - even) <= EVEN_WITHIN * even else share
