@@ -186,7 +186,7 @@ class WindowShare:
             # When enough of its own requests leave the window, or its share grows (it starts or probes) first.
             ready = min(self._accepted[excess - 1] + self.window, self._grows_to(used + 1, now))
         if self._run is not None:  # one request at a time until the run ends
-            ready = max(ready, self._run[1] + RUN_GAP * min(self.window, 1.0))
+            ready = max(ready, self._run[1] + RUN_GAP * self._run_span())
         return ready, self.window / (allowance * CATCH_UP)
 
     def on_sent(self, in_flight: int) -> None:
@@ -216,7 +216,7 @@ class WindowShare:
         # While a probe is on, any 429 is its answer: a request within the share refused then was crowded out by
         # the probe's own ones, not taken by another process.
         probe = self._probe_since is not None
-        if self._run is not None and now - self._run[0] < min(self.window, 1.0):
+        if self._run is not None and now - self._run[0] < self._run_span():
             # The same run of 429s, one event: a fixed window refuses everything until it ends (one longer than a
             # second says when, in Retry-After, and this process waits for it).
             self._run = (self._run[0], now)
@@ -225,7 +225,7 @@ class WindowShare:
         if now - self._refused_at < REACT * self.window:
             return
         self._prune(now)
-        count = float(len(self._accepted) + in_flight)
+        count = measured = float(len(self._accepted) + in_flight)
         if self._base is None:  # the end of the start: what this process got is its share
             if count < START_MIN * self.requests:
                 self._refused_at = now
@@ -236,7 +236,7 @@ class WindowShare:
                 # (a burst into an empty window frees nothing for longer). What it got since is its pace, not yet
                 # a window's worth: its share is that pace over a whole window.
                 count = max(count, min(self.allowance, count * self.window / max(elapsed, 1.0)))
-            self._measured = count == len(self._accepted) + in_flight
+            self._measured = count == measured  # not a young process's pace over a whole window
             self._base = self._even(count)
         elif probe and self._gained < max(PROBE_FOUND, self._base * PROBE_FOUND_SHARE):
             pass  # no room: keep the share, leave the turns it took to their owner
@@ -307,6 +307,11 @@ class WindowShare:
         peers = round(self.requests / max(share, 1.0))
         even = self.requests / max(peers, 1)
         return even if 1 <= peers <= EVEN_PEERS and abs(share - even) <= EVEN_WITHIN * even else share
+
+    def _run_span(self) -> float:
+        """Seconds a run of 429s lasts at most as one event, and in which it sends one request per ``RUN_GAP``: the
+        window, or a second for a longer one (whose ``Retry-After`` says when it ends)."""
+        return min(self.window, 1.0)
 
     def _start_doubling(self) -> float:
         """Seconds in which a starting process's allowance doubles."""
