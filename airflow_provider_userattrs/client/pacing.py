@@ -334,7 +334,7 @@ class Pacer:
     def _throttled(self, now: float, retry_after: float | None) -> None:
         self.stats.throttled += 1
         if self._share is not None and self.shared is None:
-            self._share.on_refused(now, self._in_flight, retry_after)
+            self._share.on_refused(now, retry_after)
             if retry_after:
                 self._pause(now, self._share.pause_for(retry_after))
             return

@@ -48,18 +48,29 @@ def runs(
     work: int,
     *,
     anywhere: bool = False,
+    latency: float = 0.02,
 ) -> list[SimResult]:
     """A declared quota, ``simulate`` once per seed on a fresh ``vendor()``, each of ``processes`` getting ``work``
     requests accepted, starting within the first 0.1 s, in an order drawn per seed (as forked tasks do: the quota
     benchmark's start within 0.1 s). ``anywhere``: the first one starts at a point of the vendor's first second drawn
-    per seed, not at its start (a fixed window's phase is not the client's to choose)."""
+    per seed, not at its start (a fixed window's phase is not the client's to choose). ``latency``: seconds a request
+    takes there and back."""
     results = []
     for seed in range(1, seeds + 1):
         draw = random.Random(seed)
         offset = draw.uniform(0, 1.0) if anywhere else 0.0
         starts = [offset + draw.uniform(0, 0.1) for _ in range(processes)]
         results.append(
-            simulate(vendor(), processes, declare_quota=True, duration=600.0, work=work, seed=seed, starts=starts)
+            simulate(
+                vendor(),
+                processes,
+                declare_quota=True,
+                duration=600.0,
+                work=work,
+                seed=seed,
+                starts=starts,
+                latency=latency,
+            )
         )
     return results
 
@@ -253,6 +264,21 @@ def test_a_429_makes_what_the_process_has_in_the_window_its_share_and_it_keeps_t
     assert busiest([t for t in first if t > refused_at - 10.0] + later, 10.0) == in_window
 
 
+def test_requests_in_flight_when_the_window_fills_are_not_part_of_the_share():
+    """Sent into the window the 429 says is full, they are refused too: counted, 8 processes at 100 ms a request
+    took 26-28 each of 200 and drew 429s until the taken rule cut them to 21."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, quota=Quota(400, 10.0), rng=random.Random(3))
+    first = send(pacer, clock, until=108.0)
+    out = 0
+    while out < 4:  # four more out, not yet answered
+        delay = pacer.reserve(defer=False)
+        clock.sleep(delay)
+        out += not delay
+    pacer.on_answer(429, retry_after=2.0)  # the first of them: three still out
+    assert pacer.share == sum(1 for t in first if t > clock.now - 10.0)
+
+
 def test_whole_second_retry_after_is_read_as_a_bound_not_a_wait():
     """Retry-After 1 never holds the process: a sliding window at its limit frees a slot within the second, and a
     fixed window ends within it, which the process finds by sending one request at a time (every tenth of a second)
@@ -282,6 +308,18 @@ def test_processes_sharing_a_declared_sliding_quota_use_it_with_few_429s(process
     used = [r.quota_used for r in results]
     assert statistics.mean(used) >= 0.95 and min(used) >= 0.91, results
     assert max(r.throttled_share for r in results) <= 0.008, results
+
+
+@pytest.mark.parametrize("processes", [4, 8])
+def test_processes_a_real_vendor_s_round_trip_away_keep_to_shares_that_add_up_to_the_quota(processes):
+    """The same quota at 100 ms a request (a SaaS API from a cloud worker, not the 20 ms above): a 429's count
+    included the requests still in flight, so 8 processes learnt 26-28 each of 200, more than the quota, and drew
+    429s until the taken rule cut them (these 8 seeds: 79-87 % used, 2.6 % refused at most; now 88-93 %, 1.2 %).
+    4 processes were about as well off either way (93-97 %, 1.3-1.4 %)."""
+    results = runs(8, lambda: SlidingWindowVendor(200, 5.0), processes, work=2400 // processes, latency=0.1)
+    used = [r.quota_used for r in results]
+    assert statistics.mean(used) >= 0.90 and min(used) >= 0.86, results
+    assert max(r.throttled_share for r in results) <= 0.015, results
 
 
 def test_processes_sharing_a_short_fixed_window_use_it_with_few_429s():
@@ -408,7 +446,7 @@ def test_a_429_during_a_probe_is_its_answer_even_to_a_request_within_the_share()
     for i in range(25):
         share.on_sent(0)
         share.on_accepted(i * 0.01)
-    share.on_refused(0.3, 0, retry_after=4.0)  # a window filled in a burst: 25 is this process's share
+    share.on_refused(0.3, retry_after=4.0)  # a window filled in a burst: 25 is this process's share
     assert share.share == 25
     share.ready_at(100.0, 0)  # past the first probe's time (22-67 s after the 429)
     for i in range(25):
@@ -418,8 +456,8 @@ def test_a_429_during_a_probe_is_its_answer_even_to_a_request_within_the_share()
     for i in range(4):
         share.on_sent(0)
         share.on_accepted(103.0 + i * 0.05)
-    share.on_refused(103.5, 0, retry_after=1.0)  # refused: a request within the share
-    share.on_refused(104.2, 0, retry_after=1.0)  # and another, after the probe
+    share.on_refused(103.5, retry_after=1.0)  # refused: a request within the share
+    share.on_refused(104.2, retry_after=1.0)  # and another, after the probe
     assert share.share == 25  # 4 of 12.5 needed: no room found, and nothing taken by the back door
 
 
@@ -433,7 +471,7 @@ def test_with_more_processes_each_probes_less_often(share_of_quota, earliest):
         for i in range(share_of_quota):
             share.on_sent(0)
             share.on_accepted(i * 0.001)
-        share.on_refused(0.1, 0, retry_after=4.0)
+        share.on_refused(0.1, retry_after=4.0)
         assert share.share == share_of_quota
         for tenth in range(2, int(earliest * 10)):
             share.ready_at(tenth / 10, 0)  # a probe that had begun would let more go by the next look
@@ -449,10 +487,10 @@ def test_a_process_with_almost_no_share_probes_sooner_however_many_its_share_sug
         for i in range(3):
             share.on_sent(0)
             share.on_accepted(i * 0.001)
-        share.on_refused(0.1, 0, retry_after=4.0)  # a window filled in a burst: 3 is its share
+        share.on_refused(0.1, retry_after=4.0)  # a window filled in a burst: 3 is its share
         assert share.share == 3
-        share.on_refused(1.2, 2, retry_after=1.0)  # twice, within its share (2 in flight): its turns are taken
-        share.on_refused(2.3, 2, retry_after=1.0)  # (more than a second later: not the same run of 429s)
+        share.on_refused(1.2, retry_after=1.0)  # twice, within its share: its turns are taken
+        share.on_refused(2.3, retry_after=1.0)  # (more than a second later: not the same run of 429s)
         assert share.share is not None and share.share < 2.5  # starved: below a sixteenth of the quota
         share.ready_at(19.2, 0)  # 45 s / 4, randomised 0.5-1.5x: at most 16.9 s after that 429
         share.ready_at(19.7, 0)
@@ -467,14 +505,14 @@ def test_a_process_refused_once_a_window_past_its_share_gives_turns_back():
     for i in range(17):
         share.on_sent(0)
         share.on_accepted(i * 0.01)
-    share.on_refused(0.2, 0, retry_after=1.0)
+    share.on_refused(0.2, retry_after=1.0)
     learnt = share.share
     assert learnt is not None
     for end in (1.95, 2.95):  # the ends of the next two fixed windows
         for i in range(int(learnt) - 1):
             share.on_sent(0)
             share.on_accepted(end - 0.9 + i * 0.01)
-        share.on_refused(end, 0, retry_after=1.0)
+        share.on_refused(end, retry_after=1.0)
     assert share.share is not None and share.share < learnt
 
 
@@ -487,10 +525,10 @@ def test_where_a_fixed_window_ends_the_share_is_what_the_process_had_in_it():
         share.on_accepted(-0.3 + i * 0.05)  # the window before [-1, 0)
     for i in range(10):
         share.on_accepted(0.02 + i * 0.05)  # this one [0, 1)
-    share.on_refused(0.55, 0, retry_after=1.0)  # full: the start ends at the count of the last second
+    share.on_refused(0.55, retry_after=1.0)  # full: the start ends at the count of the last second
     assert share.share == 16
     for t in (0.65, 0.75, 0.85, 0.95):  # one request at a time, refused until the window ends
-        share.on_refused(t, 0, retry_after=1.0)
+        share.on_refused(t, retry_after=1.0)
     share.on_accepted(1.04)
     assert share.share == 10
 
@@ -502,8 +540,8 @@ def test_a_short_run_of_429s_is_a_sliding_window_s_slot_and_measures_nothing_mor
     share.ready_at(0.0, 0)
     for i in range(30):
         share.on_accepted(i * 0.1)
-    share.on_refused(3.0, 0, retry_after=4.0)
-    share.on_refused(3.2, 0, retry_after=1.0)
+    share.on_refused(3.0, retry_after=4.0)
+    share.on_refused(3.2, retry_after=1.0)
     share.on_accepted(3.3)
     assert share.share == 30
 
@@ -520,5 +558,5 @@ def test_a_count_within_a_request_or_two_of_an_even_share_among_a_few_processes_
     window.ready_at(0.0, 0)
     for i in range(count):
         window.on_accepted(i * 0.001)
-    window.on_refused(0.5, 0, retry_after=4.0)  # a window filled in a burst
+    window.on_refused(0.5, retry_after=4.0)  # a window filled in a burst
     assert window.share == pytest.approx(share)
