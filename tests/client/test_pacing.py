@@ -99,17 +99,21 @@ def test_nothing_declared_and_nothing_heard_never_waits():
 def test_an_announced_budget_is_spent_evenly_until_the_reset_and_not_past_it():
     clock = Clock()
     pacer = Pacer(clock=clock, announces_budget=True)
-    assert pacer.reserve() == 0.0  # the probe goes alone
+    pacer.reserve()
+    pacer.on_answer(200, budget=Budget(remaining=0, reset_at=clock.now + 1.0, limit=10))  # a window that ends
+    clock.sleep(pacer.reserve(defer=False))
+    assert pacer.reserve() == 0.0  # the probe of the next window goes alone
     assert pacer.reserve() > 0  # nobody else until the vendor has told the budget
-    pacer.on_answer(200, budget=Budget(remaining=9, reset_at=clock.now + 10.0, limit=10))
+    reset = clock.now + 10.0
+    pacer.on_answer(200, budget=Budget(remaining=9, reset_at=reset, limit=10))
     sent = []
-    while clock.now < 109.9:
+    while clock.now < reset - 0.1:
         delay = pacer.reserve(defer=False)
         if delay:
             clock.sleep(delay)
             continue
         sent.append(clock.now)
-        pacer.on_answer(200, budget=Budget(remaining=9 - len(sent), reset_at=110.0, limit=10))
+        pacer.on_answer(200, budget=Budget(remaining=9 - len(sent), reset_at=reset, limit=10))
     assert len(sent) == 9  # the whole budget, and not one request more before the reset
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert max(gaps) - min(gaps) < 0.2  # evenly, not in a burst
@@ -137,7 +141,9 @@ def test_a_task_that_may_defer_spends_a_long_window_s_budget_within_defer_after_
                 continue
             sent += 1
             pacer.on_answer(200, budget=Budget(remaining=100 - sent, reset_at=3700.0, limit=1000))
-    assert sent == 100 and clock.now - 100.0 <= 60.0  # the hour's budget in a minute, then the wait is deferred
+    # The hour's budget in a minute (but the last 8: in its first window a process leaves them to others it does not
+    # know of yet), then the wait is deferred.
+    assert sent == 92 and clock.now - 100.0 <= 60.0
 
 
 def test_a_probe_that_has_to_wait_is_not_taken_for_one_in_flight():
@@ -433,6 +439,43 @@ def test_processes_with_a_share_of_the_work_spend_an_announced_budget_without_a_
         )
         assert result.quota_used >= 0.95, (seed, result)
         assert result.throttled == 0, (seed, result)
+
+
+def test_processes_that_start_in_an_announced_window_s_last_moment_wait_for_its_reset():
+    """8 processes started together 0.12 s before a fixed window of 200 ends: each read the whole remainder as its
+    own and sent it before an answer came back (this seed: 185 429s). In its first window, with less than a second
+    left, a process waits for the reset."""
+    draw = random.Random(7)
+    starts = [4.88 + draw.uniform(0, 0.05) for _ in range(8)]
+    result = simulate(
+        FixedWindowVendor(200, 5.0), 8, declare_quota=False, duration=600.0, work=150, seed=7, starts=starts
+    )
+    assert result.throttled == 0, result
+    assert result.quota_used >= 0.95, result
+
+
+@pytest.mark.parametrize("processes", [4, 8])
+def test_a_task_started_before_the_others_leaves_them_the_last_requests_of_its_first_window(processes):
+    """The first task forked a quarter second before the others, at any point of the vendor's fixed window: it had
+    most of the window's answers, counted too few others from them and took one of the last requests with them
+    (64 seeds: 6 runs of 4 tasks and 22 of 8 drew a 429). In its first window a process leaves the last 8."""
+    used = []
+    for seed in range(1, 33):
+        draw = random.Random(1000 + seed)
+        starts = [0.0] + [0.25 + draw.uniform(0, 0.05) for _ in range(processes - 1)]
+        phase = draw.uniform(0, 5.0)
+        result = simulate(
+            FixedWindowVendor(200, 5.0),
+            processes,
+            declare_quota=False,
+            duration=600.0,
+            work=1200 // processes,
+            seed=seed,
+            starts=[phase + start for start in starts],
+        )
+        assert result.throttled == 0, (seed, result)
+        used.append(result.quota_used)
+    assert min(used) >= 0.95, used
 
 
 def test_one_process_alone_gets_the_whole_declared_quota_without_a_429():
