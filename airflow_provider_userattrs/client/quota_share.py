@@ -62,16 +62,17 @@ per second, 4 processes started at its start: 78-99 % (92 %) / 0.91 % -> 95-99 %
 in the vendor's second: 70-99 % (86 %) / 3.5 % -> 69-99 % (97 %) / 2.3 % (AIMD: 72-80 %, 5.0-6.1 %).
 
 What it gives up: processes that learnt unequal shares keep them until a probe, so with equal work the one with
-the least finishes last, and a share a finished process leaves waits for another's probe. The start decides:
-a process that starts earlier has ramped further when the window fills. Starts spread over 0.3 s instead of 0.1
-s: 8 processes 89 % on average instead of 96 % (the quota benchmark forks its tasks one after another, the first
-0.2-0.3 s early: 89-97 %); over 1, 2 or 5 s: 64, 57, 62 % (AIMD on a rate: 88 %, with 12 % of requests refused);
-4 real tasks started a second apart: 37-45 %. On a fixed window, two processes that are refused at the end of the
-first full window keep a quarter each while the two that were not go on doubling through the next window, take
-most of it and keep it (one seed in 32 above, 69 %; 4 of 39 runs of the quota benchmark's case on separate
-processes, 61-85 %, the other 35 97-101 %). Evening shares out afterwards costs a 429 per slot moved (a process
-gains one only by taking it from another), which a budget of 1 % of requests refused makes a matter of many
-minutes. A quota store (:mod:`.shared_quota`) has none of these costs: 98 % in every case above.
+the least finishes last, and a share a finished process leaves waits for another's probe. The start decides: a
+process that starts earlier has ramped further when the window fills. The simulation, 8 processes, 16 seeds: starts
+spread over 0.3 s instead of 0.1 s, 90 % used on average instead of 96 %; over 1, 2 or 5 s, 69, 58, 64 % (AIMD on a
+rate: 88 %, with 12 % of requests refused); 4 real tasks started a second apart: 38-56 %. That cost is paid once,
+at the start: over ten minutes instead of one, 8 processes started within a second use 91 % (8 seeds). On a fixed
+window, two processes that are refused at the end of the first full window keep a quarter each while the two that
+were not go on doubling through the next window, take most of it and keep it (one seed in 32 above, 69 %; 4 of 39
+runs of the quota benchmark's case on separate processes, 61-85 %, the other 35 97-101 %). Evening shares out
+afterwards costs a 429 per slot moved (a process gains one only by taking it from another), which a budget of 1 %
+of requests refused makes a matter of many minutes. A quota store (:mod:`.shared_quota`) has none of these costs:
+98 % in every case above.
 """
 
 from __future__ import annotations
