@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
-import queue
 import threading
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
+
+from tests.inbox import Inbox
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class Received:
         return str(make_header(decode_header(self.message.get("Subject", ""))))
 
 
-class SmtpSink:
+class SmtpSink(Inbox[Received]):
     def __init__(self) -> None:
-        self.received: queue.Queue[Received] = queue.Queue()
+        super().__init__()
         self.credentials: list[str] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -81,19 +82,6 @@ class SmtpSink:
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
-
-    def get(self, timeout: float = 30.0) -> Received:
-        """The next message received (waits at most ``timeout`` seconds)."""
-        return self.received.get(timeout=timeout)
-
-    def drain(self) -> list[Received]:
-        """Every message received so far, without waiting."""
-        out = []
-        while True:
-            try:
-                out.append(self.received.get_nowait())
-            except queue.Empty:
-                return out
 
     def connection(self, password: str, **extra: Any) -> dict[str, Any]:
         """An Airflow ``smtp`` connection (as ``AIRFLOW_CONN_*`` JSON) to this server."""

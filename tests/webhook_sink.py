@@ -7,11 +7,12 @@ an HTTP server in a thread of its own; every wait on it is bounded.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.inbox import Inbox
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,9 @@ class Posted:
         return str(self.body.get("text") or "")
 
 
-class WebhookSink:
+class WebhookSink(Inbox[Posted]):
     def __init__(self) -> None:
-        self.received: queue.Queue[Posted] = queue.Queue()
+        super().__init__()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,19 +69,6 @@ class WebhookSink:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def get(self, timeout: float = 30.0) -> Posted:
-        """The next request received (waits at most ``timeout`` seconds)."""
-        return self.received.get(timeout=timeout)
-
-    def drain(self) -> list[Posted]:
-        """Every request received so far, without waiting."""
-        out = []
-        while True:
-            try:
-                out.append(self.received.get_nowait())
-            except queue.Empty:
-                return out
 
     def connection(self, token: str) -> dict[str, Any]:
         """An Airflow ``slackwebhook`` connection (as ``AIRFLOW_CONN_*`` JSON) to this server: the endpoint in
