@@ -287,7 +287,7 @@ class Pacer:
                     ready, reason = window_ready, "this process's share of the declared quota is used"
             return ready, reason
         spendable = budget.remaining - self._in_flight - self._others_last_moment()
-        if self._windows_seen <= 1 and self._window_answers < LATE_ANSWERS and budget.reset_at - now < LATE_SECONDS:
+        if self._first_window and self._window_answers < LATE_ANSWERS and budget.reset_at - now < LATE_SECONDS:
             spendable = 0  # a window about to end, the others not yet known: its remainder is not this process's
         if spendable <= 0:
             until = budget.reset_at + self._jitter(budget.reset_at - now)
@@ -301,6 +301,11 @@ class Pacer:
         interval = max(0.0, deadline - now) / (spendable + 1)
         return max(ready, self._last_send_slot() + interval), reason
 
+    @property
+    def _first_window(self) -> bool:
+        """The first window of an announced budget this process sees: it knows nothing of the others yet."""
+        return self._windows_seen <= 1
+
     def _others_last_moment(self) -> int:
         """Requests to leave for the other processes at the end of a window.
 
@@ -309,7 +314,7 @@ class Pacer:
         tells how many others there are (``spent / ours``); it leaves one request for each of them, a small
         loss for a large budget (7 of 100 with 8 processes) that saves a 429 per process per window.
         """
-        first = min(FIRST_WINDOW_LEFT, self._window_first_remaining // 8) if self._windows_seen <= 1 else 0
+        first = min(FIRST_WINDOW_LEFT, self._window_first_remaining // 8) if self._first_window else 0
         if not self._window_answers:
             return first
         spent = max(0, self._window_first_remaining - self._window_last_remaining)
